@@ -1,0 +1,1 @@
+"""The ``gridcat`` command line."""

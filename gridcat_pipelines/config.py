@@ -1,0 +1,41 @@
+"""The config edge: the only place gridcat reads environment variables.
+
+``GRIDCAT_HOME`` (default ``./.gridcat``) holds the embedded defaults: ``state.db`` (SQLite),
+``raw/``, ``warehouse/`` and ``dagster/`` (the Dagster instance unless ``DAGSTER_HOME`` is set).
+``GRIDCAT_DB_URL`` points the state store elsewhere (e.g. ``postgresql+psycopg://...``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Locations and URLs resolved from the environment once, then passed around explicitly."""
+
+    home: Path
+    db_url: str
+    dagster_home: Path
+
+    @property
+    def raw_root(self) -> Path:
+        """Where raw runs land by default."""
+        return self.home / "raw"
+
+    @property
+    def warehouse_root(self) -> Path:
+        """Where the embedded Parquet warehouse lives by default."""
+        return self.home / "warehouse"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        """Resolve settings from ``env`` (default: ``os.environ``)."""
+        env = os.environ if env is None else env
+        home = Path(env.get("GRIDCAT_HOME") or ".gridcat").expanduser().resolve()
+        db_url = env.get("GRIDCAT_DB_URL") or f"sqlite:///{home / 'state.db'}"
+        dagster_home = Path(env.get("DAGSTER_HOME") or home / "dagster").expanduser().resolve()
+        return cls(home=home, db_url=db_url, dagster_home=dagster_home)

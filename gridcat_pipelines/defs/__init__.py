@@ -1,0 +1,1 @@
+"""The Dagster layer: a thin shell over the domain modules, one folder per domain."""

@@ -1,0 +1,683 @@
+"""The partition state store (seed 002), with seed 001's write conventions.
+
+One write path for validators and operator tooling, :meth:`StateStore.record_results`:
+
+* a result for a run older than the state's current run is recorded in history as
+  ``superseded`` and never applied;
+* a result equal to the last one offered for the same run is ``replayed`` and changes nothing;
+* anything else is ``applied``: the row's ``version`` goes up by one and the change gets the
+  next ``change_seq`` of the change feed.
+
+Every offer is a history row. Change seqs come from a one-row counter locked until commit,
+so feed order is commit order and a reader following ``change_seq`` never skips a change.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import Connection, Engine
+
+from gridcat_pipelines.errors import (
+    GridcatError,
+    failed_precondition,
+    invalid_argument,
+    not_found,
+)
+from gridcat_pipelines.run_ids import parse_run_id
+from gridcat_pipelines.state import migrations
+from gridcat_pipelines.state.db import create_state_engine, write_connection
+from gridcat_pipelines.state.keys import PartitionKey
+from gridcat_pipelines.state.models import (
+    OUTCOME_APPLIED,
+    OUTCOME_REPLAYED,
+    OUTCOME_REPOINTED,
+    OUTCOME_SUPERSEDED,
+    HistoryEntry,
+    PartitionState,
+    RecordOutcome,
+    StateChange,
+    StateFilter,
+    StatePage,
+    ValidationResult,
+    check_idempotency_key,
+    digest,
+)
+from gridcat_pipelines.state.page_tokens import decode_token, encode_token
+from gridcat_pipelines.state.tables import (
+    KEY_COLUMNS,
+    gridcat_meta,
+    idempotency_record,
+    partition_state,
+    partition_state_history,
+    state_change_counter,
+)
+
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 1000
+_CHUNK = 500  # keys per IN list / rows per statement
+_MAX_ATTEMPTS = 8
+_APPLIED_KINDS = (OUTCOME_APPLIED, OUTCOME_REPOINTED)
+SCOPE_RECORD = "record_result"
+SCOPE_REPOINT = "set_authoritative"
+
+T = TypeVar("T")
+
+
+@dataclass
+class _RunInfo:
+    """What the history says about one run of one key."""
+
+    last: dict[str, Any]  # the last history row offered for the run
+    ever_applied: bool
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterable[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _key_of(row: Any) -> PartitionKey:
+    return PartitionKey(row.source, row.customer_id, row.query_name, row.logical_date)
+
+
+def _state_from_row(row: Any) -> PartitionState:
+    return PartitionState(
+        key=_key_of(row),
+        status=row.status,
+        current_run_id=row.current_run_id,
+        schema_version=row.schema_version,
+        record_count=row.record_count,
+        updated_at=row.updated_at,
+        error_message=row.error_message,
+        attempt_count=row.attempt_count,
+        version=row.version,
+        tags=dict(row.tags or {}),
+    )
+
+
+def _state_to_row(state: PartitionState) -> dict[str, Any]:
+    return {
+        "source": state.key.source,
+        "customer_id": state.key.customer_id,
+        "query_name": state.key.query_name,
+        "logical_date": state.key.logical_date,
+        "status": state.status,
+        "current_run_id": state.current_run_id,
+        "schema_version": state.schema_version,
+        "record_count": state.record_count,
+        "updated_at": state.updated_at,
+        "error_message": state.error_message,
+        "attempt_count": state.attempt_count,
+        "tags": state.tags,
+        "version": state.version,
+    }
+
+
+def _is_retryable(exc: sa.exc.DBAPIError) -> bool:
+    """Unique-key races, deadlocks and serialization failures: safe to retry the whole transaction."""
+    if isinstance(exc, sa.exc.IntegrityError):
+        return True
+    code = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return code in ("40001", "40P01")
+
+
+class StateStore:
+    """Reads and writes partition state on SQLite or PostgreSQL (no Dagster involved)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        check_schema: bool = True,
+        clock: Callable[[], datetime] = _utcnow,
+    ):
+        self.engine = engine
+        self._clock = clock
+        self._secret: bytes | None = None
+        if check_schema:
+            migrations.check_schema(engine)
+
+    @classmethod
+    def open(cls, url: str, *, upgrade: bool = False, **kwargs: Any) -> "StateStore":
+        """Open the store at ``url``; with ``upgrade=True`` apply missing migrations first."""
+        engine = create_state_engine(url)
+        if upgrade:
+            migrations.upgrade(engine)
+        return cls(engine, **kwargs)
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.engine.dialect.name
+
+    def close(self) -> None:
+        """Release the engine's connections."""
+        self.engine.dispose()
+
+    # ------------------------------------------------------------------ reads
+
+    def get(self, key: PartitionKey) -> PartitionState:
+        """The state of ``key``; implicit ``pending`` (version 0, no run) when no row exists."""
+        return self.get_many([key])[key]
+
+    def get_many(self, keys: Iterable[PartitionKey]) -> dict[PartitionKey, PartitionState]:
+        """States for several keys at once; keys without a row are implicit ``pending``."""
+        wanted = list(dict.fromkeys(keys))
+        found: dict[PartitionKey, PartitionState] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(wanted):
+                for row in conn.execute(sa.select(partition_state).where(self._key_in(chunk))):
+                    state = _state_from_row(row)
+                    found[state.key] = state
+        return {k: found.get(k) or PartitionState.implicit_pending(k) for k in wanted}
+
+    def history(self, key: PartitionKey, limit: int | None = None) -> list[HistoryEntry]:
+        """Every result offered for ``key`` and every re-point, oldest first."""
+        query = (
+            sa.select(partition_state_history)
+            .where(*self._key_equals(partition_state_history, key))
+            .order_by(partition_state_history.c.id)
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            return [self._history_from_row(row) for row in conn.execute(query)]
+
+    def list_states(
+        self,
+        state_filter: StateFilter | None = None,
+        *,
+        page_size: int | None = None,
+        page_token: str | None = None,
+    ) -> StatePage:
+        """One page of state rows in key order, filtered by base columns.
+
+        ``page_size`` defaults to 20 and is capped at 1000 (negative is ``INVALID_ARGUMENT``);
+        the token resumes after the last key and only with the same filters.
+        """
+        state_filter = state_filter or StateFilter()
+        size = self._page_size(page_size)
+        fingerprint = {"kind": "states", **state_filter.fingerprint()}
+        conditions = self._filter_conditions(state_filter)
+        if page_token:
+            after = decode_token(self._page_secret(), page_token, fingerprint)
+            conditions.append(self._after_key(after))
+        query = (
+            sa.select(partition_state)
+            .where(*conditions)
+            .order_by(*[partition_state.c[c] for c in KEY_COLUMNS])
+            .limit(size + 1)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        states = [_state_from_row(r) for r in rows[:size]]
+        token = ""
+        if len(rows) > size:
+            last = states[-1].key
+            token = encode_token(
+                self._page_secret(),
+                [last.source, last.customer_id, last.query_name, last.logical_date.isoformat()],
+                fingerprint,
+            )
+        return StatePage(states=states, next_page_token=token)
+
+    def changes_since(self, cursor: int, limit: int = 1000) -> list[StateChange]:
+        """Committed state changes with ``seq > cursor``, in feed order, at most ``limit``."""
+        if cursor < 0 or limit <= 0:
+            raise invalid_argument("cursor must be >= 0 and limit > 0")
+        h = partition_state_history
+        query = (
+            sa.select(h)
+            .where(h.c.change_seq > cursor)
+            .order_by(h.c.change_seq)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [
+                StateChange(
+                    seq=row.change_seq,
+                    key=_key_of(row),
+                    kind=row.outcome,
+                    status=row.status,
+                    run_id=row.run_id,
+                    version=row.state_version,
+                    record_count=row.record_count,
+                    changed_at=row.recorded_at,
+                )
+                for row in conn.execute(query)
+            ]
+
+    def last_change_seq(self) -> int:
+        """The highest committed change seq (0 before the first change)."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(state_change_counter.c.last_seq)).scalar_one())
+
+    # ----------------------------------------------------------------- writes
+
+    def record_result(self, result: ValidationResult) -> RecordOutcome:
+        """Offer one validation result; see :meth:`record_results`."""
+        return self.record_results([result])[0]
+
+    def record_results(self, results: Sequence[ValidationResult]) -> list[RecordOutcome]:
+        """Offer validation results in order, in one transaction; one outcome per result.
+
+        All or nothing: a bad result (``INVALID_ARGUMENT``), an expected version that moved
+        (``FAILED_PRECONDITION``) or an idempotency key reused with another request
+        (``INVALID_ARGUMENT``) fails the whole call and writes nothing.
+        """
+        items = [r.validated() for r in results]
+        if not items:
+            return []
+        return self._in_write_transaction(lambda conn: self._record_batch(conn, items))
+
+    def set_authoritative(
+        self,
+        key: PartitionKey,
+        run_id: str,
+        expected_version: int,
+        *,
+        idempotency_key: str | None = None,
+    ) -> PartitionState:
+        """Operator re-point: make ``run_id`` (a run with a recorded result) authoritative.
+
+        The state takes that run's last recorded result. ``expected_version`` must equal the
+        row's version (``FAILED_PRECONDITION`` otherwise); an unknown key or a run never
+        offered for it is ``NOT_FOUND``.
+        """
+        run_id = parse_run_id(run_id)
+        if isinstance(expected_version, bool) or not isinstance(expected_version, int) or expected_version < 0:
+            raise invalid_argument(f"expected_version {expected_version!r} must be a non-negative integer")
+        idem = check_idempotency_key(idempotency_key)
+        request_hash = digest(
+            {**key.to_json(), "run_id": run_id, "expected_version": expected_version}
+        )
+
+        def work(conn: Connection) -> PartitionState:
+            if idem is not None:
+                stored = self._idempotent_response(conn, SCOPE_REPOINT, {idem: request_hash})
+                if idem in stored:
+                    return self._state_from_json(stored[idem]["state"])
+            current = self._lock_states(conn, [key]).get(key)
+            if current is None:
+                raise not_found(f"no state for {key}: nothing to re-point")
+            if current.version != expected_version:
+                raise failed_precondition(
+                    f"state of {key} is at version {current.version}, not {expected_version}",
+                    {"current_version": current.version, "expected_version": expected_version},
+                )
+            info = self._run_infos(conn, [(key, run_id)]).get((key, run_id))
+            if info is None:
+                raise not_found(f"run {run_id} has no recorded result for {key}")
+            last = info.last
+            new_state = PartitionState(
+                key=key,
+                status=last["status"],
+                current_run_id=run_id,
+                schema_version=last["schema_version"],
+                record_count=last["record_count"],
+                updated_at=self._clock(),
+                error_message=last["error_message"],
+                attempt_count=current.attempt_count + (0 if info.ever_applied else 1),
+                version=current.version + 1,
+                tags=current.tags if last["tags"] is None else dict(last["tags"]),
+            )
+            self._write_states(conn, {key: new_state}, existing={key})
+            (seq,) = self._take_change_seqs(conn, 1)
+            self._insert_history(
+                conn,
+                [
+                    {
+                        **{c: last[c] for c in ("status", "schema_version", "record_count", "error_message", "tags", "result_hash")},
+                        **self._key_row(key),
+                        "run_id": run_id,
+                        "outcome": OUTCOME_REPOINTED,
+                        "state_version": new_state.version,
+                        "change_seq": seq,
+                        "recorded_at": new_state.updated_at,
+                        "idempotency_key": idem,
+                    }
+                ],
+            )
+            if idem is not None:
+                self._save_responses(
+                    conn, SCOPE_REPOINT, [(idem, request_hash, {"state": new_state.to_json()})]
+                )
+            return new_state
+
+        return self._in_write_transaction(work)
+
+    # --------------------------------------------------------------- internals
+
+    def _in_write_transaction(self, work: Callable[[Connection], T]) -> T:
+        for attempt in range(_MAX_ATTEMPTS):
+            try:
+                with write_connection(self.engine) as conn, conn.begin():
+                    return work(conn)
+            except sa.exc.DBAPIError as exc:
+                if not _is_retryable(exc) or attempt == _MAX_ATTEMPTS - 1:
+                    raise
+                time.sleep(random.uniform(0, 0.005 * (2**attempt)))
+        raise AssertionError("unreachable")
+
+    def _record_batch(self, conn: Connection, items: list[ValidationResult]) -> list[RecordOutcome | None]:
+        outcomes: list[RecordOutcome | None] = [None] * len(items)
+        # 1. idempotency keys: a key seen before answers with its first response.
+        keyed = {i.idempotency_key: i.request_hash() for i in items if i.idempotency_key}
+        stored = self._idempotent_response(conn, SCOPE_RECORD, keyed) if keyed else {}
+        first_in_batch: dict[str, int] = {}
+        todo: list[int] = []
+        for index, item in enumerate(items):
+            idem = item.idempotency_key
+            if idem and idem in stored:
+                outcomes[index] = self._outcome_from_json(stored[idem])
+            elif idem and idem in first_in_batch:
+                if items[first_in_batch[idem]].request_hash() != item.request_hash():
+                    raise invalid_argument(
+                        f"idempotency key {idem!r} was used with a different request", {"idempotency_key": idem}
+                    )
+                todo.append(index)  # resolved to the first one's outcome below
+            else:
+                if idem:
+                    first_in_batch[idem] = index
+                todo.append(index)
+        if not todo:
+            return outcomes  # type: ignore[return-value]
+
+        # 2. lock the rows, read what history knows of the runs offered.
+        keys = sorted({items[i].key for i in todo})
+        states = self._lock_states(conn, keys)
+        existing = set(states)
+        runs = self._run_infos(conn, sorted({(items[i].key, items[i].run_id) for i in todo}))
+
+        # 3. decide each result in order against the evolving state.
+        now = self._clock()
+        changed: dict[PartitionKey, PartitionState] = {}
+        history: list[dict[str, Any]] = []
+        applied_rows: list[dict[str, Any]] = []
+        responses: list[tuple[str, str, dict[str, Any]]] = []
+        for index in todo:
+            item = items[index]
+            idem = item.idempotency_key
+            if idem and first_in_batch.get(idem) != index:
+                outcomes[index] = outcomes[first_in_batch[idem]]
+                continue
+            key = item.key
+            current = states.get(key) or PartitionState.implicit_pending(key)
+            if item.expected_version is not None and item.expected_version != current.version:
+                raise failed_precondition(
+                    f"state of {key} is at version {current.version}, not {item.expected_version}",
+                    {"current_version": current.version, "expected_version": item.expected_version},
+                )
+            result_hash = item.result_hash()
+            info = runs.get((key, item.run_id))
+            if info is not None and info.last["result_hash"] == result_hash:
+                outcome, state = OUTCOME_REPLAYED, current
+            elif current.current_run_id is not None and item.run_id < current.current_run_id:
+                outcome, state = OUTCOME_SUPERSEDED, current
+            else:
+                outcome = OUTCOME_APPLIED
+                state = PartitionState(
+                    key=key,
+                    status=item.status,
+                    current_run_id=item.run_id,
+                    schema_version=item.schema_version,
+                    record_count=item.record_count,
+                    updated_at=now,
+                    error_message=item.error_message,
+                    attempt_count=current.attempt_count
+                    + (0 if info is not None and info.ever_applied else 1),
+                    version=current.version + 1,
+                    tags=current.tags if item.tags is None else dict(item.tags),
+                )
+                states[key] = changed[key] = state
+            row = {
+                **self._key_row(key),
+                "run_id": item.run_id,
+                "outcome": outcome,
+                "status": item.status,
+                "schema_version": item.schema_version,
+                "record_count": item.record_count,
+                "error_message": item.error_message,
+                "tags": item.tags,
+                "result_hash": result_hash,
+                "state_version": state.version,
+                "change_seq": None,
+                "recorded_at": now,
+                "idempotency_key": idem,
+            }
+            history.append(row)
+            if outcome == OUTCOME_APPLIED:
+                applied_rows.append(row)
+            runs[(key, item.run_id)] = _RunInfo(
+                last=row,
+                ever_applied=outcome == OUTCOME_APPLIED or (info is not None and info.ever_applied),
+            )
+            result = RecordOutcome(outcome, state)
+            outcomes[index] = result
+            if idem:
+                responses.append((idem, item.request_hash(), result.to_json()))
+
+        # 4. write: states, then the change seqs (locks the counter until commit), then history.
+        if changed:
+            self._write_states(conn, changed, existing=existing)
+            seqs = self._take_change_seqs(conn, len(applied_rows))
+            for row, seq in zip(applied_rows, seqs):
+                row["change_seq"] = seq
+        self._insert_history(conn, history)
+        if responses:
+            self._save_responses(conn, SCOPE_RECORD, responses)
+        return outcomes  # type: ignore[return-value]
+
+    def _key_in(self, keys: Sequence[PartitionKey], table: sa.Table = partition_state):
+        return sa.tuple_(*[table.c[c] for c in KEY_COLUMNS]).in_([k.as_tuple() for k in keys])
+
+    @staticmethod
+    def _key_equals(table: sa.Table, key: PartitionKey) -> list[Any]:
+        return [table.c[c] == v for c, v in zip(KEY_COLUMNS, key.as_tuple())]
+
+    @staticmethod
+    def _key_row(key: PartitionKey) -> dict[str, Any]:
+        return dict(zip(KEY_COLUMNS, key.as_tuple()))
+
+    def _lock_states(self, conn: Connection, keys: Sequence[PartitionKey]) -> dict[PartitionKey, PartitionState]:
+        """Read (and on PostgreSQL row-lock, in key order) the existing rows of ``keys``."""
+        found: dict[PartitionKey, PartitionState] = {}
+        ordered = sorted(keys)
+        for chunk in _chunks(ordered):
+            query = (
+                sa.select(partition_state)
+                .where(self._key_in(chunk))
+                .order_by(*[partition_state.c[c] for c in KEY_COLUMNS])
+            )
+            if self.dialect == "postgresql":
+                query = query.with_for_update()
+            for row in conn.execute(query):
+                state = _state_from_row(row)
+                found[state.key] = state
+        return found
+
+    def _run_infos(
+        self, conn: Connection, pairs: Sequence[tuple[PartitionKey, str]]
+    ) -> dict[tuple[PartitionKey, str], _RunInfo]:
+        """For each (key, run): the last history row offered for it and whether it was ever applied."""
+        h = partition_state_history
+        cols = [h.c[c] for c in KEY_COLUMNS] + [h.c.run_id]
+        infos: dict[tuple[PartitionKey, str], _RunInfo] = {}
+        for chunk in _chunks(pairs):
+            grouped = (
+                sa.select(
+                    sa.func.max(h.c.id).label("last_id"),
+                    sa.func.max(
+                        sa.case((h.c.outcome.in_(_APPLIED_KINDS), 1), else_=0)
+                    ).label("ever_applied"),
+                )
+                .where(sa.tuple_(*cols).in_([(*k.as_tuple(), r) for k, r in chunk]))
+                .group_by(*cols)
+                .subquery()
+            )
+            query = sa.select(h, grouped.c.ever_applied).join(grouped, h.c.id == grouped.c.last_id)
+            for row in conn.execute(query):
+                mapping = dict(row._mapping)
+                infos[(_key_of(row), row.run_id)] = _RunInfo(
+                    last=mapping, ever_applied=bool(mapping.pop("ever_applied"))
+                )
+        return infos
+
+    def _upsert(self):
+        return pg_dialect.insert if self.dialect == "postgresql" else sqlite_dialect.insert
+
+    def _write_states(
+        self,
+        conn: Connection,
+        changed: dict[PartitionKey, PartitionState],
+        *,
+        existing: set[PartitionKey],
+    ) -> None:
+        """Update locked rows and insert new ones (a concurrent insert of a new key raises and retries)."""
+        updates = [_state_to_row(s) for k, s in changed.items() if k in existing]
+        inserts = [_state_to_row(s) for k, s in changed.items() if k not in existing]
+        if updates:
+            stmt = self._upsert()(partition_state)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=list(KEY_COLUMNS),
+                set_={c: stmt.excluded[c] for c in _state_to_row(next(iter(changed.values()))) if c not in KEY_COLUMNS},
+            )
+            for chunk in _chunks(updates):
+                conn.execute(stmt, list(chunk))
+        for chunk in _chunks(inserts):
+            conn.execute(partition_state.insert(), list(chunk))
+
+    def _take_change_seqs(self, conn: Connection, count: int) -> list[int]:
+        """Reserve ``count`` consecutive change seqs; the counter row stays locked until commit."""
+        last = conn.execute(
+            state_change_counter.update()
+            .where(state_change_counter.c.id == 1)
+            .values(last_seq=state_change_counter.c.last_seq + count)
+            .returning(state_change_counter.c.last_seq)
+        ).scalar_one()
+        return list(range(last - count + 1, last + 1))
+
+    def _insert_history(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        for chunk in _chunks(rows):
+            conn.execute(partition_state_history.insert(), list(chunk))
+
+    def _idempotent_response(
+        self, conn: Connection, scope: str, keyed: dict[str, str]
+    ) -> dict[str, dict[str, Any]]:
+        """Stored responses for the keys seen before; a key reused with another request is an error."""
+        t = idempotency_record
+        found: dict[str, dict[str, Any]] = {}
+        names = sorted(keyed)
+        for chunk in _chunks(names):
+            query = sa.select(t).where(t.c.scope == scope, t.c.idempotency_key.in_(list(chunk)))
+            for row in conn.execute(query):
+                if row.request_hash != keyed[row.idempotency_key]:
+                    raise invalid_argument(
+                        f"idempotency key {row.idempotency_key!r} was used with a different request",
+                        {"idempotency_key": row.idempotency_key},
+                    )
+                found[row.idempotency_key] = row.response
+        return found
+
+    def _save_responses(
+        self, conn: Connection, scope: str, responses: list[tuple[str, str, dict[str, Any]]]
+    ) -> None:
+        now = self._clock()
+        rows = [
+            {"scope": scope, "idempotency_key": k, "request_hash": h, "response": r, "created_at": now}
+            for k, h, r in responses
+        ]
+        for chunk in _chunks(rows):
+            conn.execute(idempotency_record.insert(), list(chunk))
+
+    @staticmethod
+    def _state_from_json(data: dict[str, Any]) -> PartitionState:
+        key = PartitionKey.parse(data["customer_id"], data["query_name"], data["logical_date"], data["source"])
+        updated = data.get("updated_at")
+        return PartitionState(
+            key=key,
+            status=data["status"],
+            current_run_id=data["current_run_id"],
+            schema_version=data["schema_version"],
+            record_count=data["record_count"],
+            updated_at=None if updated is None else datetime.fromisoformat(updated.replace("Z", "+00:00")),
+            error_message=data["error_message"],
+            attempt_count=data["attempt_count"],
+            version=data["version"],
+            tags=dict(data.get("tags") or {}),
+        )
+
+    def _outcome_from_json(self, data: dict[str, Any]) -> RecordOutcome:
+        return RecordOutcome(data["outcome"], self._state_from_json(data["state"]))
+
+    @staticmethod
+    def _history_from_row(row: Any) -> HistoryEntry:
+        return HistoryEntry(
+            id=row.id,
+            key=_key_of(row),
+            run_id=row.run_id,
+            outcome=row.outcome,
+            status=row.status,
+            schema_version=row.schema_version,
+            record_count=row.record_count,
+            error_message=row.error_message,
+            tags=row.tags,
+            state_version=row.state_version,
+            change_seq=row.change_seq,
+            recorded_at=row.recorded_at,
+            idempotency_key=row.idempotency_key,
+        )
+
+    def _page_size(self, page_size: int | None) -> int:
+        if page_size is None or page_size == 0:
+            return DEFAULT_PAGE_SIZE
+        if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 0:
+            raise invalid_argument(f"page_size {page_size!r} must be a non-negative integer (max {MAX_PAGE_SIZE})")
+        return min(page_size, MAX_PAGE_SIZE)
+
+    def _page_secret(self) -> bytes:
+        if self._secret is None:
+            with self.engine.connect() as conn:
+                value = conn.execute(
+                    sa.select(gridcat_meta.c.value).where(gridcat_meta.c.name == "page_token_secret")
+                ).scalar_one()
+            self._secret = bytes.fromhex(value)
+        return self._secret
+
+    def _filter_conditions(self, f: StateFilter) -> list[Any]:
+        t = partition_state
+        conditions: list[Any] = []
+        if f.status is not None:
+            conditions.append(t.c.status == f.status)
+        if f.source is not None:
+            conditions.append(t.c.source == f.source)
+        if f.customer_id is not None:
+            conditions.append(t.c.customer_id == f.customer_id)
+        if f.query_name is not None:
+            conditions.append(t.c.query_name == f.query_name)
+        if f.from_date is not None:
+            conditions.append(t.c.logical_date >= f.from_date)
+        if f.to_date is not None:
+            conditions.append(t.c.logical_date <= f.to_date)
+        return conditions
+
+    def _after_key(self, after: list[Any]):
+        try:
+            key = PartitionKey.parse(after[1], after[2], after[3], after[0])
+        except (GridcatError, IndexError, TypeError):
+            raise invalid_argument("page_token has an unknown format") from None
+        t = partition_state
+        return sa.tuple_(*[t.c[c] for c in KEY_COLUMNS]) > sa.tuple_(*[sa.literal(v, t.c[c].type) for c, v in zip(KEY_COLUMNS, key.as_tuple())])

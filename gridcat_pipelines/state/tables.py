@@ -1,0 +1,120 @@
+"""SQLAlchemy Core descriptions of the state-store tables created by ``sql/<dialect>/``.
+
+The DDL lives in the versioned SQL files; these objects only let queries be written once
+for both dialects. Keep them in step with the newest migration.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC timestamps: TIMESTAMPTZ on PostgreSQL, ISO text on SQLite."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(sa.String())
+        return dialect.type_descriptor(sa.DateTime(timezone=True))
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; use UTC-aware ones")
+        value = value.astimezone(timezone.utc)
+        if dialect.name == "sqlite":
+            return value.isoformat(timespec="microseconds")
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+JSONMap = sa.JSON().with_variant(JSONB(), "postgresql")
+
+metadata = sa.MetaData()
+
+
+def _key_columns() -> list[sa.Column]:
+    return [
+        sa.Column("source", sa.Text, nullable=False),
+        sa.Column("customer_id", sa.Text, nullable=False),
+        sa.Column("query_name", sa.Text, nullable=False),
+        sa.Column("logical_date", sa.Date, nullable=False),
+    ]
+
+
+partition_state = sa.Table(
+    "partition_state",
+    metadata,
+    *_key_columns(),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("current_run_id", sa.Text),
+    sa.Column("schema_version", sa.Text),
+    sa.Column("record_count", sa.BigInteger),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("error_message", sa.Text),
+    sa.Column("attempt_count", sa.Integer, nullable=False),
+    sa.Column("tags", JSONMap, nullable=False),
+    sa.Column("version", sa.BigInteger, nullable=False),
+    sa.PrimaryKeyConstraint("source", "customer_id", "query_name", "logical_date"),
+)
+
+partition_state_history = sa.Table(
+    "partition_state_history",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    *_key_columns(),
+    sa.Column("run_id", sa.Text, nullable=False),
+    sa.Column("outcome", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("schema_version", sa.Text),
+    sa.Column("record_count", sa.BigInteger),
+    sa.Column("error_message", sa.Text),
+    sa.Column("tags", JSONMap),
+    sa.Column("result_hash", sa.Text, nullable=False),
+    sa.Column("state_version", sa.BigInteger, nullable=False),
+    sa.Column("change_seq", sa.BigInteger),
+    sa.Column("recorded_at", UTCDateTime, nullable=False),
+    sa.Column("idempotency_key", sa.Text),
+)
+
+state_change_counter = sa.Table(
+    "state_change_counter",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("last_seq", sa.BigInteger, nullable=False),
+)
+
+idempotency_record = sa.Table(
+    "idempotency_record",
+    metadata,
+    sa.Column("scope", sa.Text, primary_key=True),
+    sa.Column("idempotency_key", sa.Text, primary_key=True),
+    sa.Column("request_hash", sa.Text, nullable=False),
+    sa.Column("response", JSONMap, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+gridcat_meta = sa.Table(
+    "gridcat_meta",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+KEY_COLUMNS = ("source", "customer_id", "query_name", "logical_date")
