@@ -1,12 +1,15 @@
 """The partition state store (seed 002), with seed 001's write conventions.
 
-One write path for validators and operator tooling, :meth:`StateStore.record_results`:
+One write path for validators and operator tooling, :meth:`StateStore.record_results`.
+Each offered result is decided in this order:
 
-* a result for a run older than the state's current run is recorded in history as
-  ``superseded`` and never applied;
-* a result equal to the last one offered for the same run is ``replayed`` and changes nothing;
-* anything else is ``applied``: the row's ``version`` goes up by one and the change gets the
-  next ``change_seq`` of the change feed.
+1. a result equal to the last one offered for the same run is ``replayed`` and changes
+   nothing (checked first, so a retried verdict of a newer run does not undo an operator's
+   re-point to an older one);
+2. a result for a run older than the state's current run is recorded in history as
+   ``superseded`` and never applied;
+3. anything else is ``applied``: the row's ``version`` goes up by one and the change gets the
+   next ``change_seq`` of the change feed.
 
 Every offer is a history row. Change seqs come from a one-row counter locked until commit,
 so feed order is commit order and a reader following ``change_seq`` never skips a change.
