@@ -3,6 +3,8 @@
 ``GRIDCAT_HOME`` (default ``./.gridcat``) holds the embedded defaults: ``state.db`` (SQLite),
 ``raw/``, ``warehouse/`` and ``dagster/`` (the Dagster instance unless ``DAGSTER_HOME`` is set).
 ``GRIDCAT_DB_URL`` points the state store elsewhere (e.g. ``postgresql+psycopg://...``).
+``GRIDCAT_FEEDS_CONFIG`` / ``GRIDCAT_CUSTOMERS_CONFIG`` override ``config/google_apis.yaml`` /
+``config/customers.yaml``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 @dataclass(frozen=True)
 class Settings:
@@ -20,6 +23,8 @@ class Settings:
     home: Path
     db_url: str
     dagster_home: Path
+    feeds_path: Path = REPO_ROOT / "config" / "google_apis.yaml"
+    customers_path: Path = REPO_ROOT / "config" / "customers.yaml"
 
     @property
     def raw_root(self) -> Path:
@@ -38,4 +43,12 @@ class Settings:
         home = Path(env.get("GRIDCAT_HOME") or ".gridcat").expanduser().resolve()
         db_url = env.get("GRIDCAT_DB_URL") or f"sqlite:///{home / 'state.db'}"
         dagster_home = Path(env.get("DAGSTER_HOME") or home / "dagster").expanduser().resolve()
-        return cls(home=home, db_url=db_url, dagster_home=dagster_home)
+        feeds = env.get("GRIDCAT_FEEDS_CONFIG") or REPO_ROOT / "config" / "google_apis.yaml"
+        customers = env.get("GRIDCAT_CUSTOMERS_CONFIG") or REPO_ROOT / "config" / "customers.yaml"
+        return cls(
+            home=home,
+            db_url=db_url,
+            dagster_home=dagster_home,
+            feeds_path=Path(feeds).expanduser().resolve(),
+            customers_path=Path(customers).expanduser().resolve(),
+        )

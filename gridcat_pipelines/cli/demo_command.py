@@ -1,43 +1,54 @@
-"""``gridcat demo``: the main job end to end on the embedded default.
+"""``gridcat demo``: the main job end to end on the embedded default, through Dagster.
 
-Until the Dagster ingestion pipeline lands this drives the state store directly: for each
-customer x feed x day it offers a validator result for a first run (a share of them failed,
-``--fault-rate``), re-pulls the failed partitions as new runs that pass, replays a late result
-for an old run (recorded as superseded), and prints counts by status and the partitions whose
-authoritative run moved.
+It creates the local Dagster instance under ``GRIDCAT_HOME`` (unless ``DAGSTER_HOME`` is set),
+syncs the customer partitions, materializes every feed for N customers x D days (one run per
+customer x day, a share ``--fault-rate`` of first pulls with an injected fault), re-pulls the
+partitions that failed or crashed, and prints counts by status and the partitions whose
+authoritative run moved. ``dagster dev`` on the same home then shows the runs,
+materializations and per-partition check results.
 """
 
 from __future__ import annotations
 
 import argparse
-import random
+import multiprocessing
+import os
+import sys
+import time
 from collections import Counter
-from dataclasses import replace
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import date, timedelta
 
 from gridcat_pipelines.cli.output import print_json
 from gridcat_pipelines.cli.state_commands import parse_int
 from gridcat_pipelines.config import Settings
 from gridcat_pipelines.errors import invalid_argument
-from gridcat_pipelines.run_ids import new_run_id
-from gridcat_pipelines.state import PartitionKey, StateStore, ValidationResult
-
-DEMO_FEEDS = ("campaign", "ad_group", "keyword_view")
+from gridcat_pipelines.feeds.loader import load_pipeline_config
+from gridcat_pipelines.ingest import partition_key as state_key
+from gridcat_pipelines.state import StateStore
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add the ``demo`` command."""
-    demo = commands.add_parser("demo", help="run the main job end to end on the embedded default")
-    demo.add_argument("--customers", default="3", help="number of synthetic customers (default 3)")
-    demo.add_argument("--days", default="7", help="days back from yesterday (default 7)")
-    demo.add_argument("--fault-rate", default="0.2", help="share of first pulls that fail (0 to 1)")
-    demo.add_argument("--seed", default="7", help="random seed (default 7)")
+    demo = commands.add_parser(
+        "demo",
+        help="run the main job end to end on the embedded default (SQLite, local Dagster, synthetic source)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    demo.add_argument("--customers", default="3", help="customers from config/customers.yaml (default 3)")
+    demo.add_argument("--days", default="7", help="days ending yesterday (default 7)")
+    demo.add_argument("--fault-rate", default="0.2", help="share of first pulls with an injected fault, 0 to 1 (default 0.2)")
+    demo.add_argument("--seed", default="7", help="seed of the synthetic source (default 7)")
+    demo.add_argument("--workers", default=str(min(2, os.cpu_count() or 1)), help="runs in parallel (default: up to 2)")
     demo.add_argument("--json", action="store_true", help="print the summary as JSON")
     demo.set_defaults(handler=cmd_demo)
 
 
-def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    """Run the demo flow and print its summary."""
+def _parse_args(args: argparse.Namespace) -> tuple[int, int, float, int, int]:
+    workers = parse_int(args.workers, "workers")
+    if not 1 <= workers <= 16:
+        raise invalid_argument("--workers must be between 1 and 16")
     customers = parse_int(args.customers, "customers")
     days = parse_int(args.days, "days")
     seed = parse_int(args.seed, "seed")
@@ -45,62 +56,160 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         fault_rate = float(args.fault_rate)
     except ValueError:
         raise invalid_argument(f"fault rate {args.fault_rate!r} is not a number") from None
-    if not 1 <= customers <= 1000 or not 1 <= days <= 366 or not 0 <= fault_rate <= 1:
-        raise invalid_argument("need 1 <= customers <= 1000, 1 <= days <= 366, 0 <= fault-rate <= 1")
+    if not 0 <= fault_rate <= 1:
+        raise invalid_argument(f"fault rate {fault_rate} must be between 0 and 1")
+    if customers < 1 or days < 1 or days > 366:
+        raise invalid_argument("need --customers >= 1 and 1 <= --days <= 366")
+    return customers, days, fault_rate, seed, workers
 
-    store = StateStore.open(settings.db_url, upgrade=True)
-    rng = random.Random(seed)
-    yesterday = date.today() - timedelta(days=1)
-    keys = [
-        PartitionKey.parse(str(1000000000 + c), feed, (yesterday - timedelta(days=d)).isoformat())
-        for c in range(customers)
-        for feed in DEMO_FEEDS
-        for d in range(days)
-    ]
-    first_runs = {k: new_run_id() for k in keys}
-    faulty = {k for k in keys if rng.random() < fault_rate}
-    first = [
-        ValidationResult(
-            key=k,
-            run_id=first_runs[k],
-            status="failed" if k in faulty else "success",
-            schema_version="1",
-            record_count=rng.randint(0, 500),
-            error_message="business_rule.cost_non_negative: 3 rows" if k in faulty else None,
-            tags={"team": "ads", "env": "demo"},
+
+_WORKER: dict = {}
+
+
+def _init_worker(settings: Settings, seed: int, fault_rate: float) -> None:
+    """Per worker process: the job and the instance, built once."""
+    from gridcat_pipelines.defs.ingestion.jobs import INGEST_JOB_NAME
+    from gridcat_pipelines.defs.ingestion.resources import AdsSourceResource
+    from gridcat_pipelines.defs.instance import ensure_instance
+    from gridcat_pipelines.definitions import build_defs
+
+    defs = build_defs(settings, ads_source=AdsSourceResource(seed=seed, fault_rate=fault_rate))
+    _WORKER["job"] = defs.resolve_job_def(INGEST_JOB_NAME)
+    _WORKER["instance"] = ensure_instance(settings)
+
+
+def _run_partition(customer_id: str, day: date, feed_names: list[str] | None) -> bool:
+    """Run the ingest job for one partition (all feeds, or only ``feed_names``) in this worker."""
+    from gridcat_pipelines.defs.ingestion.assets import raw_key, validated_key
+    from gridcat_pipelines.defs.ingestion.partitions import partition_key
+
+    selection = None
+    if feed_names is not None:
+        selection = [key for name in feed_names for key in (raw_key(name), validated_key(name))]
+    result = _WORKER["job"].execute_in_process(
+        partition_key=partition_key(customer_id, day),
+        instance=_WORKER["instance"],
+        asset_selection=selection,
+        raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+    )
+    return result.success
+
+
+def _run_all(pool, work: list[tuple[str, date, list[str] | None]], verb: str) -> int:
+    """Run the partitions on the pool, printing progress; returns how many runs had failed steps."""
+    failed = 0
+    futures = {pool.submit(_run_partition, *item): item for item in work}
+    for n, future in enumerate(as_completed(futures), start=1):
+        customer_id, day, feed_names = futures[future]
+        ok = future.result()
+        failed += 0 if ok else 1
+        what = "all feeds" if feed_names is None else ", ".join(feed_names)
+        _progress(f"  [{n}/{len(work)}] {verb} {customer_id} {day} ({what}): {'ok' if ok else 'a step failed'}")
+    return failed
+
+
+def _progress(message: str) -> None:
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the demo and print its summary."""
+    from gridcat_pipelines.defs.ingestion.partitions import CUSTOMERS_PARTITION
+    from gridcat_pipelines.defs.instance import ensure_instance
+    from gridcat_pipelines.sources.faults import FaultPlan
+
+    n_customers, n_days, fault_rate, seed, workers = _parse_args(args)
+    config = load_pipeline_config(settings.feeds_path, settings.customers_path)
+    if n_customers > len(config.customers):
+        raise invalid_argument(
+            f"--customers {n_customers}: {settings.customers_path} configures {len(config.customers)}"
         )
-        for k in keys
-    ]
-    store.record_results(first)
-    repulls = [
-        ValidationResult(k, new_run_id(), "success", "1", rng.randint(0, 500))
-        for k in keys if k in faulty
-    ]
-    store.record_results(repulls)
-    # a late verdict on an old run (a slow validator retry): recorded, never applied
-    late = [replace(r, status="success", error_message=None) for r in first if r.key in faulty][:1]
-    late_outcomes = store.record_results(late)
+    started = time.monotonic()
+    store = StateStore.open(settings.db_url, upgrade=True)
+    instance = ensure_instance(settings)
+    customers = list(config.customers.values())[:n_customers]
+    existing = set(instance.get_dynamic_partitions(CUSTOMERS_PARTITION))
+    new = [c.customer_id for c in customers if c.customer_id not in existing]
+    if new:
+        instance.add_dynamic_partitions(CUSTOMERS_PARTITION, new)
+    yesterday = date.today() - timedelta(days=1)
+    days = [yesterday - timedelta(days=i) for i in range(n_days) if yesterday - timedelta(days=i) >= config.start_date]
+    feeds = list(config.feeds.values())
+    keys = [state_key(f, c, d) for c in customers for d in days for f in feeds]
+    before = store.get_many(keys)
 
-    states = store.get_many(keys)
-    by_status = Counter(s.status for s in states.values())
-    moved = [s for k, s in states.items() if s.current_run_id != first_runs[k]]
+    first_pulls = [(c.customer_id, d, None) for c in customers for d in days]
+    _progress(f"gridcat demo: {len(feeds)} feeds x {len(customers)} customers x {len(days)} days "
+              f"= {len(keys)} partitions in {len(first_pulls)} Dagster runs, {workers} at a time "
+              f"(instance {settings.dagster_home})")
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                             initargs=(settings, seed, fault_rate)) as pool:
+        _run_all(pool, first_pulls, "pulled")
+        after_first = store.get_many(keys)
+        to_repull = [k for k, s in after_first.items() if s.status != "success"]
+        by_partition: dict[tuple[str, date], list[str]] = {}
+        for k in to_repull:
+            by_partition.setdefault((k.customer_id, k.logical_date), []).append(k.query_name)
+        _progress(f"re-pulling {len(to_repull)} partition(s) that failed validation or crashed mid-pull "
+                  f"({len(by_partition)} runs)")
+        _run_all(pool, [(c, d, names) for (c, d), names in sorted(by_partition.items())], "re-pulled")
+    total = len(first_pulls)
+
+    final = store.get_many(keys)
+    plan = FaultPlan(seed=seed, rate=fault_rate)
+    faults = Counter(
+        kind for k in keys
+        if (kind := plan.fault_for(k.customer_id, config.feeds[k.query_name], k.logical_date, 0))
+    )
+    failed_rules = Counter(
+        part.split(":")[0].strip()
+        for s in after_first.values() if s.status == "failed" and s.error_message
+        for part in s.error_message.split(";")
+    )
+    moved = [
+        (k, after_first[k].current_run_id, final[k].current_run_id)
+        for k in keys
+        if final[k].current_run_id and after_first[k].current_run_id != final[k].current_run_id
+    ]
     summary = {
         "partitions": len(keys),
-        "by_status": dict(sorted(by_status.items())),
-        "repulled": len(repulls),
-        "authoritative_run_moved": len(moved),
-        "late_results": [o.outcome for o in late_outcomes],
+        "dagster_runs": total + len(by_partition),
+        "by_status": dict(sorted(Counter(s.status for s in final.values()).items())),
+        "first_pull_by_status": dict(sorted(Counter(s.status for s in after_first.values()).items())),
+        "injected_faults": dict(sorted(faults.items())),
+        "failed_rules": dict(sorted(failed_rules.items())),
+        "repulled": len(to_repull),
+        "authoritative_run_moved": [
+            {"partition": str(k), "from_run_id": a, "to_run_id": b} for k, a, b in moved
+        ],
+        "new_partitions": sum(1 for k in keys if not before[k].exists),
+        "seconds": round(time.monotonic() - started, 1),
         "state_db": store.engine.url.render_as_string(hide_password=True),
+        "dagster_home": str(settings.dagster_home),
     }
     if args.json:
         print_json(summary)
     else:
-        print(f"gridcat demo: {len(keys)} partitions ({customers} customers x {len(DEMO_FEEDS)} feeds x {days} days)")
-        print("  by status: " + ", ".join(f"{k}={v}" for k, v in summary["by_status"].items()))
-        print(f"  re-pulled after a failed first run: {len(repulls)}")
-        print(f"  authoritative run moved: {len(moved)}")
-        for state in moved[:5]:
-            print(f"    {state.key}: {first_runs[state.key]} -> {state.current_run_id}")
-        print(f"  late results for old runs: {', '.join(summary['late_results']) or 'none'}")
-        print(f"  state store: {summary['state_db']}")
+        _print_summary(summary)
     return 0
+
+
+def _print_summary(summary: dict) -> None:
+    print(f"\ngridcat demo finished in {summary['seconds']} s: {summary['partitions']} partitions, "
+          f"{summary['dagster_runs']} Dagster runs")
+    print("  state after first pull: " + ", ".join(f"{k}={v}" for k, v in summary["first_pull_by_status"].items()))
+    print("  injected faults:        " + (", ".join(f"{k}={v}" for k, v in summary["injected_faults"].items()) or "none"))
+    print("  failed rules:           " + (", ".join(f"{k}={v}" for k, v in summary["failed_rules"].items()) or "none"))
+    print(f"  re-pulled:              {summary['repulled']}")
+    print("  final state:            " + ", ".join(f"{k}={v}" for k, v in summary["by_status"].items()))
+    moved = summary["authoritative_run_moved"]
+    print(f"  authoritative run moved: {len(moved)}")
+    for item in moved[:10]:
+        print(f"    {item['partition']}: {item['from_run_id'] or '(none)'} -> {item['to_run_id']}")
+    if len(moved) > 10:
+        print(f"    ... and {len(moved) - 10} more (--json lists all)")
+    print(f"  state store: {summary['state_db']}")
+    print(f"  Dagster UI:  DAGSTER_HOME={summary['dagster_home']} .venv/bin/dagster dev -w workspace.yaml")

@@ -500,11 +500,9 @@ class StateStore:
         found: dict[PartitionKey, PartitionState] = {}
         ordered = sorted(keys)
         for chunk in _chunks(ordered):
-            query = (
-                sa.select(partition_state)
-                .where(self._key_in(chunk))
-                .order_by(*[partition_state.c[c] for c in KEY_COLUMNS])
-            )
+            query = self._restrict(
+                sa.select(partition_state), partition_state, KEY_COLUMNS, [k.as_tuple() for k in chunk]
+            ).order_by(*[partition_state.c[c] for c in KEY_COLUMNS])
             if self.dialect == "postgresql":
                 query = query.with_for_update()
             for row in conn.execute(query):
@@ -520,14 +518,12 @@ class StateStore:
         cols = [h.c[c] for c in KEY_COLUMNS] + [h.c.run_id]
         infos: dict[tuple[PartitionKey, str], _RunInfo] = {}
         for chunk in _chunks(pairs):
+            latest = sa.select(
+                sa.func.max(h.c.id).label("last_id"),
+                sa.func.max(sa.case((h.c.outcome.in_(_APPLIED_KINDS), 1), else_=0)).label("ever_applied"),
+            )
             grouped = (
-                sa.select(
-                    sa.func.max(h.c.id).label("last_id"),
-                    sa.func.max(
-                        sa.case((h.c.outcome.in_(_APPLIED_KINDS), 1), else_=0)
-                    ).label("ever_applied"),
-                )
-                .where(sa.tuple_(*cols).in_([(*k.as_tuple(), r) for k, r in chunk]))
+                self._restrict(latest, h, (*KEY_COLUMNS, "run_id"), [(*k.as_tuple(), r) for k, r in chunk])
                 .group_by(*cols)
                 .subquery()
             )
@@ -538,6 +534,19 @@ class StateStore:
                     last=mapping, ever_applied=bool(mapping.pop("ever_applied"))
                 )
         return infos
+
+    def _restrict(self, query: sa.Select, table: sa.Table, names: Sequence[str], rows: list[tuple[Any, ...]]) -> sa.Select:
+        """``query`` limited to rows whose ``names`` columns equal one of ``rows``.
+
+        On PostgreSQL a join to a VALUES list, so each row is one index lookup: with an ``IN``
+        over row values the planner folds columns equal in every row (same query and day)
+        into one range condition and scans it, reading e.g. that day's whole history. SQLite
+        probes the index per row for ``IN (VALUES ...)`` and has no column aliases for VALUES.
+        """
+        if self.dialect != "postgresql":
+            return query.where(sa.tuple_(*[table.c[n] for n in names]).in_(rows))
+        wanted = sa.values(*[sa.column(n, table.c[n].type) for n in names], name="wanted").data(rows)
+        return query.join(wanted, sa.and_(*[table.c[n] == wanted.c[n] for n in names]))
 
     def _upsert(self):
         return pg_dialect.insert if self.dialect == "postgresql" else sqlite_dialect.insert

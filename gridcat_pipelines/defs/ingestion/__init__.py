@@ -1,0 +1,1 @@
+"""Dagster definitions for pulling and validating Google Ads reports."""

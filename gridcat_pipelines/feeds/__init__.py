@@ -1,0 +1,1 @@
+"""Feed (GAQL report) and customer configuration."""

@@ -1,0 +1,1 @@
+"""Vectorised validation of raw runs: schema, metadata, JSON Schema rows, business rules."""
