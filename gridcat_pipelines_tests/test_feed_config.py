@@ -370,3 +370,16 @@ def test_bad_customers_fail_with_file_path_and_reason(tmp_path, mutate, where, w
     assert err.code == INVALID_ARGUMENT and err.file == str(path)
     assert err.path == where, err.message
     assert why in err.reason, err.message
+
+
+def test_row_schema_the_vectorised_validator_cannot_run_fails_at_load(tmp_path):
+    """A pattern RE2 cannot run (look-ahead) passes the loader's own checks but not the compiler."""
+    doc = shipped_feeds_doc()
+    props = doc["feeds"][0]["row_schema"]["properties"]
+    column = next(name for name, sub in props.items() if sub.get("type") == "string")
+    props[column]["pattern"] = "^(?=A)"
+    path = write(tmp_path, doc)
+    with pytest.raises(ConfigError) as err:
+        load_pipeline_config(path, SHIPPED_CUSTOMERS)
+    assert "feeds[0].row_schema" in err.value.message
+    assert str(path) in err.value.message

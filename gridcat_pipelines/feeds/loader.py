@@ -106,6 +106,7 @@ def load_pipeline_config(
     doc = _read_yaml(feeds_path, top_keys={"feeds"}, optional_top_keys={"pipeline"})
     ctx = _Ctx(feeds_path)
     feeds = _parse_feeds(ctx, doc["feeds"])
+    _check_row_schemas_compile(ctx, feeds)
     if "pipeline" not in doc:
         ctx.fail("pipeline", "missing required key (start_date, lookback_days)")
     start_date, lookback_days = _parse_pipeline(ctx, doc["pipeline"])
@@ -113,6 +114,17 @@ def load_pipeline_config(
     return PipelineConfig(
         feeds=feeds, customers=customers, start_date=start_date, lookback_days=lookback_days
     )
+
+
+def _check_row_schemas_compile(ctx: "_Ctx", feeds: dict[str, FeedConfig]) -> None:
+    """Compile every row schema now, so what the vectorised validator cannot run fails at load."""
+    from gridcat_pipelines.validation.json_schema import row_schema_for  # validation imports feeds
+
+    for i, feed in enumerate(feeds.values()):
+        try:
+            row_schema_for(feed)
+        except GridcatError as exc:
+            ctx.fail(f"feeds[{i}].row_schema", exc.message)
 
 
 def load_feeds(path: str | Path = DEFAULT_FEEDS_PATH) -> dict[str, FeedConfig]:
