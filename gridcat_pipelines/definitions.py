@@ -9,6 +9,8 @@ from __future__ import annotations
 import dagster as dg
 
 from gridcat_pipelines.config import Settings
+from gridcat_pipelines.defs.gate.definitions import build_gate_defs
+from gridcat_pipelines.defs.gate.resources import WarehouseResource
 from gridcat_pipelines.defs.ingestion.definitions import build_ingestion_defs
 from gridcat_pipelines.defs.ingestion.resources import (
     AdsSourceResource,
@@ -34,8 +36,13 @@ def build_defs(
         "pipeline_config": PipelineConfigResource(
             feeds_path=str(settings.feeds_path), customers_path=str(settings.customers_path)
         ),
+        "warehouse": WarehouseResource(root=str(settings.warehouse_root)),
     }
-    return dg.Definitions.merge(build_ingestion_defs(config), dg.Definitions(resources=resources))
+    return dg.Definitions.merge(
+        build_ingestion_defs(config),
+        build_gate_defs(config),
+        dg.Definitions(resources=resources),
+    )
 
 
 defs = build_defs()

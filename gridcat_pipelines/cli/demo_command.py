@@ -3,8 +3,10 @@
 It creates the local Dagster instance under ``GRIDCAT_HOME`` (unless ``DAGSTER_HOME`` is set),
 syncs the customer partitions, materializes every feed for N customers x D days (one run per
 customer x day, a share ``--fault-rate`` of first pulls with an injected fault), re-pulls the
-partitions that failed or crashed, and prints counts by status and the partitions whose
-authoritative run moved. ``dagster dev`` on the same home then shows the runs,
+partitions that failed or crashed, runs the gate (the change-feed sensor, evaluated as the
+daemon would) and the warehouse loads it requests, re-pulls one good partition so its
+authoritative run moves and it reloads, and prints counts by status, the partitions whose
+authoritative run moved and the warehouse's sync (in_sync, stale, held, missing). ``dagster dev`` on the same home then shows the runs,
 materializations and per-partition check results.
 """
 
@@ -67,46 +69,59 @@ _WORKER: dict = {}
 
 
 def _init_worker(settings: Settings, seed: int, fault_rate: float) -> None:
-    """Per worker process: the job and the instance, built once."""
-    from gridcat_pipelines.defs.ingestion.jobs import INGEST_JOB_NAME
+    """Per worker process: the definitions and the instance, built once."""
     from gridcat_pipelines.defs.ingestion.resources import AdsSourceResource
     from gridcat_pipelines.defs.instance import ensure_instance
     from gridcat_pipelines.definitions import build_defs
 
-    defs = build_defs(settings, ads_source=AdsSourceResource(seed=seed, fault_rate=fault_rate))
-    _WORKER["job"] = defs.resolve_job_def(INGEST_JOB_NAME)
+    _WORKER["defs"] = build_defs(settings, ads_source=AdsSourceResource(seed=seed, fault_rate=fault_rate))
     _WORKER["instance"] = ensure_instance(settings)
 
 
-def _run_partition(customer_id: str, day: date, feed_names: list[str] | None) -> bool:
+def _pull(customer_id: str, day: date, feed_names: list[str] | None) -> bool:
     """Run the ingest job for one partition (all feeds, or only ``feed_names``) in this worker."""
-    from gridcat_pipelines.defs.ingestion.assets import raw_key, validated_key
-    from gridcat_pipelines.defs.ingestion.partitions import partition_key
+    from gridcat_pipelines.defs.local_runs import run_ingest
 
-    selection = None
-    if feed_names is not None:
-        selection = [key for name in feed_names for key in (raw_key(name), validated_key(name))]
-    result = _WORKER["job"].execute_in_process(
-        partition_key=partition_key(customer_id, day),
-        instance=_WORKER["instance"],
-        asset_selection=selection,
-        raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-    )
-    return result.success
+    return run_ingest(_WORKER["defs"], _WORKER["instance"], customer_id, day, feed_names).success
 
 
-def _run_all(pool, work: list[tuple[str, date, list[str] | None]], verb: str) -> int:
-    """Run the partitions on the pool, printing progress; returns how many runs had failed steps."""
+def _load(request) -> bool:
+    """Run one warehouse load the gate requested, in this worker."""
+    from gridcat_pipelines.defs.local_runs import run_load
+
+    return run_load(_WORKER["defs"], _WORKER["instance"], request)
+
+
+def _run_all(pool, work: list[tuple], verb: str, fn=_pull) -> int:
+    """Run ``fn`` over ``work`` on the pool, printing progress; returns how many runs failed."""
     failed = 0
-    futures = {pool.submit(_run_partition, *item): item for item in work}
+    futures = {pool.submit(fn, *item): item for item in work}
     for n, future in enumerate(as_completed(futures), start=1):
-        customer_id, day, feed_names = futures[future]
+        item = futures[future]
         ok = future.result()
         failed += 0 if ok else 1
-        what = "all feeds" if feed_names is None else ", ".join(feed_names)
-        _progress(f"  [{n}/{len(work)}] {verb} {customer_id} {day} ({what}): {'ok' if ok else 'a step failed'}")
+        _progress(f"  [{n}/{len(work)}] {verb} {_describe(item)}: {'ok' if ok else 'a step failed'}")
     return failed
+
+
+def _describe(item: tuple) -> str:
+    if len(item) == 3:
+        customer_id, day, feed_names = item
+        return f"{customer_id} {day} ({'all feeds' if feed_names is None else ', '.join(feed_names)})"
+    (request,) = item
+    return f"{request.partition_key} ({', '.join(key.path[-1] for key in request.asset_selection)})"
+
+
+def _gate(pool, defs, instance) -> int:
+    """Evaluate the gate sensor and run the loads it requests until it requests none."""
+    from gridcat_pipelines.defs.local_runs import gate_tick
+
+    total = 0
+    while requests := gate_tick(defs, instance):
+        _progress(f"gate: {len(requests)} partition(s) at a new authoritative run")
+        _run_all(pool, [(r,) for r in requests], "loaded", fn=_load)
+        total += len(requests)
+    return total
 
 
 def _progress(message: str) -> None:
@@ -116,9 +131,12 @@ def _progress(message: str) -> None:
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     """Run the demo and print its summary."""
-    from gridcat_pipelines.defs.ingestion.partitions import CUSTOMERS_PARTITION
     from gridcat_pipelines.defs.instance import ensure_instance
+    from gridcat_pipelines.defs.local_runs import ensure_customer_partitions
+    from gridcat_pipelines.definitions import build_defs
     from gridcat_pipelines.sources.faults import FaultPlan
+    from gridcat_pipelines.warehouse.parquet_target import ParquetWarehouse
+    from gridcat_pipelines.warehouse.status import warehouse_status
 
     n_customers, n_days, fault_rate, seed, workers = _parse_args(args)
     config = load_pipeline_config(settings.feeds_path, settings.customers_path)
@@ -130,10 +148,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     store = StateStore.open(settings.db_url, upgrade=True)
     instance = ensure_instance(settings)
     customers = list(config.customers.values())[:n_customers]
-    existing = set(instance.get_dynamic_partitions(CUSTOMERS_PARTITION))
-    new = [c.customer_id for c in customers if c.customer_id not in existing]
-    if new:
-        instance.add_dynamic_partitions(CUSTOMERS_PARTITION, new)
+    ensure_customer_partitions(instance, [c.customer_id for c in customers])
     yesterday = date.today() - timedelta(days=1)
     days = [yesterday - timedelta(days=i) for i in range(n_days) if yesterday - timedelta(days=i) >= config.start_date]
     feeds = list(config.feeds.values())
@@ -144,6 +159,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     _progress(f"gridcat demo: {len(feeds)} feeds x {len(customers)} customers x {len(days)} days "
               f"= {len(keys)} partitions in {len(first_pulls)} Dagster runs, {workers} at a time "
               f"(instance {settings.dagster_home})")
+    defs = build_defs(settings)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
                              initargs=(settings, seed, fault_rate)) as pool:
@@ -156,6 +172,13 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         _progress(f"re-pulling {len(to_repull)} partition(s) that failed validation or crashed mid-pull "
                   f"({len(by_partition)} runs)")
         _run_all(pool, [(c, d, names) for (c, d), names in sorted(by_partition.items())], "re-pulled")
+        loads = _gate(pool, defs, instance)
+        # conversion lag: re-pull one good partition, its authoritative run moves and it reloads
+        moved_key = next((k for k in keys if after_first[k].status == "success"), keys[0])
+        before_move = store.get(moved_key)
+        _progress(f"re-pulling {moved_key} (conversion lag): a new run supersedes {before_move.current_run_id}")
+        _run_all(pool, [(moved_key.customer_id, moved_key.logical_date, [moved_key.query_name])], "re-pulled")
+        loads += _gate(pool, defs, instance)
     total = len(first_pulls)
 
     final = store.get_many(keys)
@@ -176,7 +199,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     ]
     summary = {
         "partitions": len(keys),
-        "dagster_runs": total + len(by_partition),
+        "dagster_runs": total + len(by_partition) + 1 + loads,
         "by_status": dict(sorted(Counter(s.status for s in final.values()).items())),
         "first_pull_by_status": dict(sorted(Counter(s.status for s in after_first.values()).items())),
         "injected_faults": dict(sorted(faults.items())),
@@ -186,6 +209,13 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
             {"partition": str(k), "from_run_id": a, "to_run_id": b} for k, a, b in moved
         ],
         "new_partitions": sum(1 for k in keys if not before[k].exists),
+        "moved_by_repull": {
+            "partition": str(moved_key),
+            "from_run_id": before_move.current_run_id,
+            "to_run_id": final[moved_key].current_run_id,
+        },
+        "warehouse_loads": loads,
+        "warehouse": warehouse_status(final.values(), ParquetWarehouse(str(settings.warehouse_root)))["summary"],
         "seconds": round(time.monotonic() - started, 1),
         "state_db": store.engine.url.render_as_string(hide_password=True),
         "dagster_home": str(settings.dagster_home),
@@ -211,5 +241,9 @@ def _print_summary(summary: dict) -> None:
         print(f"    {item['partition']}: {item['from_run_id'] or '(none)'} -> {item['to_run_id']}")
     if len(moved) > 10:
         print(f"    ... and {len(moved) - 10} more (--json lists all)")
+    m = summary["moved_by_repull"]
+    print(f"  re-pulled a good partition: {m['partition']}: {m['from_run_id']} -> {m['to_run_id']} (reloaded)")
+    print(f"  warehouse loads:        {summary['warehouse_loads']}")
+    print("  warehouse:              " + ", ".join(f"{k}={v}" for k, v in summary["warehouse"].items()))
     print(f"  state store: {summary['state_db']}")
     print(f"  Dagster UI:  DAGSTER_HOME={summary['dagster_home']} .venv/bin/dagster dev -w workspace.yaml")

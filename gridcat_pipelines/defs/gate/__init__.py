@@ -1,0 +1,1 @@
+"""Dagster definitions for the authoritative-run gate: the change-feed sensor and the loaders."""

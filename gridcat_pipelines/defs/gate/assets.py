@@ -1,0 +1,73 @@
+"""Per-feed warehouse assets ``google_ads/warehouse/<feed>``: load the authoritative run."""
+
+import dagster as dg
+
+from gridcat_pipelines.defs.gate.resources import WarehouseResource
+from gridcat_pipelines.defs.ingestion.assets import validated_key
+from gridcat_pipelines.defs.ingestion.partitions import partition_dims
+from gridcat_pipelines.defs.ingestion.resources import RawSinkResource
+from gridcat_pipelines.defs.resources import StateStoreResource
+from gridcat_pipelines.feeds.models import FeedConfig
+from gridcat_pipelines.state import PartitionKey
+from gridcat_pipelines.state.keys import DEFAULT_SOURCE
+from gridcat_pipelines.warehouse.loader import LOADED, load_partition
+
+WAREHOUSE_GROUP = "google_ads_warehouse"
+RUN_ID_TAG_PREFIX = "gridcat/run_id/"
+STATE_VERSION_TAG_PREFIX = "gridcat/state_version/"
+
+
+def run_id_tag(feed_name: str) -> str:
+    """The run tag naming the run to load for one feed: ``gridcat/run_id/<feed>``."""
+    return RUN_ID_TAG_PREFIX + feed_name
+
+
+def state_version_tag(feed_name: str) -> str:
+    """The run tag with the state version the load was planned at."""
+    return STATE_VERSION_TAG_PREFIX + feed_name
+
+
+def warehouse_key(feed_name: str) -> dg.AssetKey:
+    """``google_ads/warehouse/<feed>``."""
+    return dg.AssetKey(["google_ads", "warehouse", feed_name])
+
+
+def build_warehouse_asset(feed: FeedConfig, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    """The loader of one feed: replaces the partition's slice with the authoritative run."""
+    key = warehouse_key(feed.name)
+
+    @dg.asset(
+        key=key,
+        deps=[validated_key(feed.name)],
+        partitions_def=partitions_def,
+        group_name=WAREHOUSE_GROUP,
+        kinds={"parquet"},
+        output_required=False,
+        description=(
+            f"`{feed.name}` in the warehouse: exactly the authoritative success run of each "
+            "partition, every row tagged with its run_id. Launched by the gate sensor."
+        ),
+    )
+    def warehouse_asset(
+        context: dg.AssetExecutionContext,
+        state_store: StateStoreResource,
+        raw_sink: RawSinkResource,
+        warehouse: WarehouseResource,
+    ):
+        customer_id, day = partition_dims(context.partition_key)
+        partition = PartitionKey(DEFAULT_SOURCE, customer_id, feed.name, day)
+        run_id = context.run.tags.get(run_id_tag(feed.name))  # None: a manual run loads the current one
+        outcome = load_partition(state_store.store, raw_sink.sink, warehouse.warehouse, partition, run_id)
+        if outcome.status != LOADED:
+            context.log.warning(outcome.message)  # superseded meanwhile: nothing materialized
+            return
+        context.log.info(outcome.message)
+        yield dg.MaterializeResult(
+            metadata={
+                "run_id": outcome.run_id,
+                "rows": outcome.slice.rows,
+                "path": dg.MetadataValue.path(outcome.slice.path),
+            }
+        )
+
+    return warehouse_asset

@@ -1,0 +1,51 @@
+"""Is the warehouse in step with the state store? One word per partition.
+
+- ``in_sync``: the state is ``success`` and the warehouse holds exactly its run;
+- ``stale``: the state is ``success`` at a run the warehouse does not hold yet (an older run
+  is loaded; the gate will reload it);
+- ``held``: the state is not ``success`` but an earlier good slice stays in the warehouse;
+- ``missing``: nothing is loaded for the partition.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+from gridcat_pipelines.state import PartitionState
+from gridcat_pipelines.warehouse.parquet_target import LoadedSlice, ParquetWarehouse
+
+SYNC_WORDS = ("in_sync", "stale", "held", "missing")
+
+
+def sync_word(state: PartitionState, loaded: LoadedSlice | None) -> str:
+    """The sync word of one partition."""
+    if loaded is None:
+        return "missing"
+    if state.status != "success":
+        return "held"
+    return "in_sync" if loaded.run_id == state.current_run_id else "stale"
+
+
+def warehouse_status(states: Iterable[PartitionState], warehouse: ParquetWarehouse) -> dict[str, Any]:
+    """``{"partitions": [...], "summary": {...}}`` as ``gridcat warehouse status --json`` prints it."""
+    partitions = []
+    for state in states:
+        key = state.key
+        loaded = warehouse.loaded_slice(key.query_name, key.customer_id, key.logical_date)
+        partitions.append(
+            {
+                "customer_id": key.customer_id,
+                "query_name": key.query_name,
+                "logical_date": key.logical_date.isoformat(),
+                "status": state.status,
+                "authoritative_run_id": state.current_run_id if state.status == "success" else None,
+                "loaded_run_id": None if loaded is None else loaded.run_id,
+                "loaded_rows": None if loaded is None else loaded.rows,
+                "record_count": state.record_count,
+                "sync": sync_word(state, loaded),
+            }
+        )
+    counts = Counter(p["sync"] for p in partitions)
+    return {"partitions": partitions, "summary": {word: counts.get(word, 0) for word in SYNC_WORDS}}
