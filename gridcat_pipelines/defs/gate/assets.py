@@ -8,17 +8,18 @@ from gridcat_pipelines.defs.ingestion.partitions import partition_dims
 from gridcat_pipelines.defs.ingestion.resources import RawSinkResource
 from gridcat_pipelines.defs.resources import StateStoreResource
 from gridcat_pipelines.feeds.models import FeedConfig
+from gridcat_pipelines.leases.store import LeaseStore
 from gridcat_pipelines.state import PartitionKey
 from gridcat_pipelines.state.keys import DEFAULT_SOURCE
 from gridcat_pipelines.warehouse.loader import LOADED, load_partition
 
 WAREHOUSE_GROUP = "google_ads_warehouse"
-RUN_ID_TAG_PREFIX = "gridcat/run_id/"
-STATE_VERSION_TAG_PREFIX = "gridcat/state_version/"
+RUN_ID_TAG_PREFIX = "gridcat/run_id."
+STATE_VERSION_TAG_PREFIX = "gridcat/state_version."
 
 
 def run_id_tag(feed_name: str) -> str:
-    """The run tag naming the run to load for one feed: ``gridcat/run_id/<feed>``."""
+    """The run tag naming the run to load for one feed: ``gridcat/run_id.<feed>``."""
     return RUN_ID_TAG_PREFIX + feed_name
 
 
@@ -57,7 +58,10 @@ def build_warehouse_asset(feed: FeedConfig, partitions_def: dg.PartitionsDefinit
         customer_id, day = partition_dims(context.partition_key)
         partition = PartitionKey(DEFAULT_SOURCE, customer_id, feed.name, day)
         run_id = context.run.tags.get(run_id_tag(feed.name))  # None: a manual run loads the current one
-        outcome = load_partition(state_store.store, raw_sink.sink, warehouse.warehouse, partition, run_id)
+        store = state_store.store
+        outcome = load_partition(
+            store, raw_sink.sink, warehouse.warehouse, partition, run_id, leases=LeaseStore(store)
+        )
         if outcome.status != LOADED:
             context.log.warning(outcome.message)  # superseded meanwhile: nothing materialized
             return

@@ -3,7 +3,7 @@ that became ``success`` at a new authoritative run (or was re-pointed).
 
 One run request per customer x day loads every feed of that partition that has a new
 authoritative run: its ``run_key`` holds each feed's run id and state version, and a tag
-``gridcat/run_id/<feed>`` hands each loader its run."""
+``gridcat/run_id.<feed>`` hands each loader its run."""
 
 import json
 

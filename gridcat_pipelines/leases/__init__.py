@@ -1,0 +1,1 @@
+"""Leases that pin the authoritative runs a reader is reading (seed 001's query leases)."""
