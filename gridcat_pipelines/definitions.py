@@ -9,6 +9,7 @@ from __future__ import annotations
 import dagster as dg
 
 from gridcat_pipelines.config import Settings
+from gridcat_pipelines.defs.catalog.definitions import build_catalog_defs
 from gridcat_pipelines.defs.gate.definitions import build_gate_defs
 from gridcat_pipelines.defs.gate.resources import WarehouseResource
 from gridcat_pipelines.defs.ingestion.definitions import build_ingestion_defs
@@ -41,6 +42,7 @@ def build_defs(
     return dg.Definitions.merge(
         build_ingestion_defs(config),
         build_gate_defs(config),
+        build_catalog_defs(),
         dg.Definitions(resources=resources),
     )
 
