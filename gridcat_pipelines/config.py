@@ -4,7 +4,8 @@
 ``raw/``, ``warehouse/`` and ``dagster/`` (the Dagster instance unless ``DAGSTER_HOME`` is set).
 ``GRIDCAT_DB_URL`` points the state store elsewhere (e.g. ``postgresql+psycopg://...``).
 ``GRIDCAT_FEEDS_CONFIG`` / ``GRIDCAT_CUSTOMERS_CONFIG`` override ``config/google_apis.yaml`` /
-``config/customers.yaml``.
+``config/customers.yaml``. ``GRIDCAT_WAREHOUSE_URL`` (a PostgreSQL URL) loads the warehouse into
+that database instead of the Parquet dataset under ``$GRIDCAT_HOME/warehouse``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class Settings:
     dagster_home: Path
     feeds_path: Path = REPO_ROOT / "config" / "google_apis.yaml"
     customers_path: Path = REPO_ROOT / "config" / "customers.yaml"
+    warehouse_url: str = ""  # a PostgreSQL URL puts the warehouse there instead of Parquet files
 
     @property
     def raw_root(self) -> Path:
@@ -51,4 +53,5 @@ class Settings:
             dagster_home=dagster_home,
             feeds_path=Path(feeds).expanduser().resolve(),
             customers_path=Path(customers).expanduser().resolve(),
+            warehouse_url=env.get("GRIDCAT_WAREHOUSE_URL") or "",
         )

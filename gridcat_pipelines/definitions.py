@@ -20,6 +20,7 @@ from gridcat_pipelines.defs.ingestion.resources import (
     cached_pipeline_config,
 )
 from gridcat_pipelines.defs.resources import StateStoreResource
+from gridcat_pipelines.defs.tag_facets.definitions import build_tag_facet_defs
 
 
 def build_defs(
@@ -37,12 +38,17 @@ def build_defs(
         "pipeline_config": PipelineConfigResource(
             feeds_path=str(settings.feeds_path), customers_path=str(settings.customers_path)
         ),
-        "warehouse": WarehouseResource(root=str(settings.warehouse_root)),
+        "warehouse": WarehouseResource(
+            root=str(settings.warehouse_root),
+            kind="postgres" if settings.warehouse_url else "parquet",
+            url=settings.warehouse_url,
+        ),
     }
     return dg.Definitions.merge(
         build_ingestion_defs(config),
         build_gate_defs(config),
         build_catalog_defs(),
+        build_tag_facet_defs(),
         dg.Definitions(resources=resources),
     )
 

@@ -135,7 +135,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from gridcat_pipelines.defs.local_runs import ensure_customer_partitions
     from gridcat_pipelines.definitions import build_defs
     from gridcat_pipelines.sources.faults import FaultPlan
-    from gridcat_pipelines.warehouse.parquet_target import ParquetWarehouse
+    from gridcat_pipelines.warehouse import open_warehouse
     from gridcat_pipelines.warehouse.status import warehouse_status
 
     n_customers, n_days, fault_rate, seed, workers = _parse_args(args)
@@ -215,7 +215,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
             "to_run_id": final[moved_key].current_run_id,
         },
         "warehouse_loads": loads,
-        "warehouse": warehouse_status(final.values(), ParquetWarehouse(str(settings.warehouse_root)))["summary"],
+        "warehouse": warehouse_status(final.values(), open_warehouse(settings))["summary"],
         "seconds": round(time.monotonic() - started, 1),
         "state_db": store.engine.url.render_as_string(hide_password=True),
         "dagster_home": str(settings.dagster_home),

@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from gridcat_pipelines.cli import db_commands, demo_command, lease_commands, pipeline_commands, state_commands
+from gridcat_pipelines.cli import facet_commands
 from gridcat_pipelines.cli import catalog_commands
 from gridcat_pipelines.cli.output import print_error
 from gridcat_pipelines.config import Settings
@@ -25,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     db_commands.register(commands)
     state_commands.register(commands)
+    facet_commands.register(commands)
     catalog_commands.register(commands)
     pipeline_commands.register(commands)
     lease_commands.register(commands)

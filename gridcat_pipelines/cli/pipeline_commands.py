@@ -68,7 +68,7 @@ def cmd_pull(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_warehouse_status(args: argparse.Namespace, settings: Settings) -> int:
     """Print the sync of every partition with a state row that matches the filters."""
-    from gridcat_pipelines.warehouse.parquet_target import ParquetWarehouse
+    from gridcat_pipelines.warehouse import open_warehouse
     from gridcat_pipelines.warehouse.status import warehouse_status
 
     state_filter = StateFilter.parse(
@@ -82,7 +82,7 @@ def cmd_warehouse_status(args: argparse.Namespace, settings: Settings) -> int:
         token = page.next_page_token
         if not token:
             break
-    report = warehouse_status(states, ParquetWarehouse(str(settings.warehouse_root)))
+    report = warehouse_status(states, open_warehouse(settings))
     if args.json:
         print_json(report)
     else:

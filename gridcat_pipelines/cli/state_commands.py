@@ -35,6 +35,19 @@ def parse_int(value: str | None, field: str) -> int | None:
         raise invalid_argument(f"{field} {value!r} is not an integer") from None
 
 
+def parse_filter_pairs(pairs: list[str] | None) -> list[dict[str, Any]] | None:
+    """``--filter key=value`` options as seed 000 filters ``{key, op: EQ, value: {stringValue}}``."""
+    if not pairs:
+        return None
+    filters = []
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise invalid_argument(f"filter {pair!r} must be written key=value")
+        filters.append({"key": key, "op": "EQ", "value": {"stringValue": value}})
+    return filters
+
+
 def _add_key_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--customer", required=True, help="customer id (digits; 123-456-7890 accepted)")
     parser.add_argument("--query", required=True, help="GAQL query (feed) name, e.g. campaign")
@@ -65,6 +78,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     lst.add_argument("--to", dest="to_date", help="last logical date, YYYY-MM-DD")
     lst.add_argument("--page-size", help="rows per page (default 20, max 1000)")
     lst.add_argument("--page-token", default="", help="next_page_token of the previous page")
+    lst.add_argument(
+        "--filter", action="append", metavar="K=V", dest="filters",
+        help="tag facet filter key=value (repeat); the key must be a promoted facet",
+    )
     lst.add_argument("--json", action="store_true", help="print JSON")
     lst.set_defaults(handler=cmd_list)
 
@@ -122,12 +139,18 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     )
     page_size = parse_int(args.page_size, "page size")
     page = open_store(settings).list_states(
-        state_filter, page_size=page_size, page_token=args.page_token or None
+        state_filter,
+        page_size=page_size,
+        page_token=args.page_token or None,
+        filters=parse_filter_pairs(args.filters),
     )
     if args.json:
         print_json(page.to_json())
     else:
         print_table([s.to_json() for s in page.states], LIST_COLUMNS)
+        if page.applied_facets is not None:
+            print(f"applied facets: {', '.join(page.applied_facets) or '-'}; "
+                  f"from tags: {', '.join(page.non_facet_filters or []) or '-'}")
         if page.next_page_token:
             print(f"next page: --page-token {page.next_page_token}")
     return 0

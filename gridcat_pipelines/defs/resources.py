@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import cached_property
-
 import dagster as dg
 
 from gridcat_pipelines.config import Settings
@@ -16,8 +14,24 @@ class StateStoreResource(dg.ConfigurableResource):
     db_url: str = ""
     upgrade_on_open: bool = True
 
-    @cached_property
+    @property
     def store(self) -> StateStore:
-        """The opened store (migrated first when ``upgrade_on_open``)."""
-        url = self.db_url or Settings.from_env().db_url
-        return StateStore.open(url, upgrade=self.upgrade_on_open)
+        """The opened store (migrated first when ``upgrade_on_open``), shared per process and URL."""
+        return _open_store(self.db_url or Settings.from_env().db_url, self.upgrade_on_open)
+
+
+_STORES: dict[tuple[str, bool], StateStore] = {}
+_MAX_STORES = 8
+
+
+def _open_store(url: str, upgrade: bool) -> StateStore:
+    """One store (engine and connection pool) per URL per process: sensors and assets re-create
+    their resources on every tick and step, and migrating and checking the schema each time
+    would dominate a small tick. The oldest store is closed when more than a few are open."""
+    key = (url, upgrade)
+    store = _STORES.get(key)
+    if store is None:
+        store = _STORES[key] = StateStore.open(url, upgrade=upgrade)
+        while len(_STORES) > _MAX_STORES:
+            _STORES.pop(next(iter(_STORES))).close()
+    return store

@@ -333,10 +333,17 @@ class StatePage:
 
     states: list[PartitionState]
     next_page_token: str
+    applied_facets: list[str] | None = None  # set when the listing had tag-facet filters
+    non_facet_filters: list[str] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """``{"states": [...], "next_page_token": "..."}``."""
-        return {
+        """``{"states": [...], "next_page_token": "..."}``, plus ``applied_facets`` and
+        ``non_facet_filters`` when the listing had tag-facet filters."""
+        payload: dict[str, Any] = {
             "states": [s.to_json() for s in self.states],
             "next_page_token": self.next_page_token,
         }
+        if self.applied_facets is not None:
+            payload["applied_facets"] = list(self.applied_facets)
+            payload["non_facet_filters"] = list(self.non_facet_filters or [])
+        return payload

@@ -17,11 +17,12 @@ so feed order is commit order and a reader following ``change_seq`` never skips 
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -55,6 +56,8 @@ from gridcat_pipelines.state.models import (
     digest,
 )
 from gridcat_pipelines.state.page_tokens import decode_token, encode_token
+from gridcat_pipelines.tag_facets import filters as facet_filters
+from gridcat_pipelines.tag_facets import projector
 from gridcat_pipelines.state.tables import (
     KEY_COLUMNS,
     gridcat_meta,
@@ -182,7 +185,10 @@ class StateStore:
         found: dict[PartitionKey, PartitionState] = {}
         with self.engine.connect() as conn:
             for chunk in _chunks(wanted):
-                for row in conn.execute(sa.select(partition_state).where(self._key_in(chunk))):
+                query = self._restrict(
+                    sa.select(partition_state), partition_state, KEY_COLUMNS, [k.as_tuple() for k in chunk]
+                )
+                for row in conn.execute(query):
                     state = _state_from_row(row)
                     found[state.key] = state
         return {k: found.get(k) or PartitionState.implicit_pending(k) for k in wanted}
@@ -205,26 +211,36 @@ class StateStore:
         *,
         page_size: int | None = None,
         page_token: str | None = None,
+        filters: Sequence[Any] | None = None,
     ) -> StatePage:
-        """One page of state rows in key order, filtered by base columns.
+        """One page of state rows in key order, filtered by base columns and tag-facet filters.
 
         ``page_size`` defaults to 20 and is capped at 1000 (negative is ``INVALID_ARGUMENT``);
         the token resumes after the last key and only with the same filters.
+        ``filters`` are seed 000's ``[{key, op: "EQ", value: {stringValue}}]`` on promoted tag
+        keys (see ``gridcat_pipelines.tag_facets.filters``): an ENABLED facet is served from its
+        column, a facet still being promoted or backfilled from the JSON tags; any other op, an
+        unknown or a DISABLED key is ``INVALID_ARGUMENT`` (detail ``"key not promoted"``).
         """
         state_filter = state_filter or StateFilter()
         size = self._page_size(page_size)
+        requested = facet_filters.parse_filters(filters)
         fingerprint = {"kind": "states", **state_filter.fingerprint()}
-        conditions = self._filter_conditions(state_filter)
-        if page_token:
-            after = decode_token(self._page_secret(), page_token, fingerprint)
-            conditions.append(self._after_key(after))
-        query = (
-            sa.select(partition_state)
-            .where(*conditions)
-            .order_by(*[partition_state.c[c] for c in KEY_COLUMNS])
-            .limit(size + 1)
-        )
+        if requested:
+            fingerprint["facet_filters"] = [f.fingerprint() for f in requested]
+        after = decode_token(self._page_secret(), page_token, fingerprint) if page_token else None
         with self.engine.connect() as conn:
+            resolved = facet_filters.resolve(conn, requested)
+            table = resolved.table
+            conditions = self._filter_conditions(state_filter, table) + resolved.conditions
+            if after is not None:
+                conditions.append(self._after_key(after, table))
+            query = (
+                sa.select(*[table.c[c.name] for c in partition_state.columns])
+                .where(*conditions)
+                .order_by(*[table.c[c] for c in KEY_COLUMNS])
+                .limit(size + 1)
+            )
             rows = conn.execute(query).all()
         states = [_state_from_row(r) for r in rows[:size]]
         token = ""
@@ -235,7 +251,14 @@ class StateStore:
                 [last.source, last.customer_id, last.query_name, last.logical_date.isoformat()],
                 fingerprint,
             )
-        return StatePage(states=states, next_page_token=token)
+        if not requested:
+            return StatePage(states=states, next_page_token=token)
+        return StatePage(
+            states=states,
+            next_page_token=token,
+            applied_facets=resolved.applied_facets,
+            non_facet_filters=resolved.non_facet_filters,
+        )
 
     def changes_since(self, cursor: int, limit: int = 1000) -> list[StateChange]:
         """Committed state changes with ``seq > cursor``, in feed order, at most ``limit``."""
@@ -403,7 +426,10 @@ class StateStore:
         keys = sorted({items[i].key for i in todo})
         states = self._lock_states(conn, keys)
         existing = set(states)
-        runs = self._run_infos(conn, sorted({(items[i].key, items[i].run_id) for i in todo}))
+        # a key without a state row has no history (the first offer for a key always applies)
+        runs = self._run_infos(
+            conn, sorted({(items[i].key, items[i].run_id) for i in todo if items[i].key in existing})
+        )
 
         # 3. decide each result in order against the evolving state.
         now = self._clock()
@@ -484,9 +510,6 @@ class StateStore:
             self._save_responses(conn, SCOPE_RECORD, responses)
         return outcomes  # type: ignore[return-value]
 
-    def _key_in(self, keys: Sequence[PartitionKey], table: sa.Table = partition_state):
-        return sa.tuple_(*[table.c[c] for c in KEY_COLUMNS]).in_([k.as_tuple() for k in keys])
-
     @staticmethod
     def _key_equals(table: sa.Table, key: PartitionKey) -> list[Any]:
         return [table.c[c] == v for c, v in zip(KEY_COLUMNS, key.as_tuple())]
@@ -504,7 +527,7 @@ class StateStore:
                 sa.select(partition_state), partition_state, KEY_COLUMNS, [k.as_tuple() for k in chunk]
             ).order_by(*[partition_state.c[c] for c in KEY_COLUMNS])
             if self.dialect == "postgresql":
-                query = query.with_for_update()
+                query = query.with_for_update(of=partition_state)
             for row in conn.execute(query):
                 state = _state_from_row(row)
                 found[state.key] = state
@@ -536,17 +559,30 @@ class StateStore:
         return infos
 
     def _restrict(self, query: sa.Select, table: sa.Table, names: Sequence[str], rows: list[tuple[Any, ...]]) -> sa.Select:
-        """``query`` limited to rows whose ``names`` columns equal one of ``rows``.
+        """``query`` limited to rows whose ``names`` columns equal one of ``rows``: each row is
+        one primary-key (or index) lookup, whatever the table's size.
 
-        On PostgreSQL a join to a VALUES list, so each row is one index lookup: with an ``IN``
-        over row values the planner folds columns equal in every row (same query and day)
-        into one range condition and scans it, reading e.g. that day's whole history. SQLite
-        probes the index per row for ``IN (VALUES ...)`` and has no column aliases for VALUES.
+        The wanted rows travel as one bound parameter per column (PostgreSQL ``unnest`` of
+        arrays) or one JSON document (SQLite ``json_each``), so the statement is the same for
+        every batch and SQLAlchemy compiles it once. (An ``IN`` over row values lets
+        PostgreSQL fold the columns equal in every row into one range and scan it, and SQLite
+        scans the table; a VALUES list is compiled anew for every batch.)
         """
-        if self.dialect != "postgresql":
-            return query.where(sa.tuple_(*[table.c[n] for n in names]).in_(rows))
-        wanted = sa.values(*[sa.column(n, table.c[n].type) for n in names], name="wanted").data(rows)
-        return query.join(wanted, sa.and_(*[table.c[n] == wanted.c[n] for n in names]))
+        if self.dialect == "postgresql":
+            columns = list(zip(*rows))
+            wanted = sa.func.unnest(
+                *[
+                    sa.bindparam(f"wanted_{n}", list(values), type_=pg_dialect.ARRAY(table.c[n].type))
+                    for n, values in zip(names, columns)
+                ]
+            ).table_valued(*[sa.column(n, table.c[n].type) for n in names], name="wanted").render_derived()
+            return query.join(wanted, sa.and_(*[table.c[n] == wanted.c[n] for n in names]))
+        payload = json.dumps([[v.isoformat() if isinstance(v, date) else v for v in row] for row in rows])
+        wanted = sa.func.json_each(sa.bindparam("wanted_json", payload)).table_valued("value", name="wanted")
+        return query.join(
+            wanted,
+            sa.and_(*[table.c[n] == sa.func.json_extract(wanted.c.value, f"$[{i}]") for i, n in enumerate(names)]),
+        )
 
     def _upsert(self):
         return pg_dialect.insert if self.dialect == "postgresql" else sqlite_dialect.insert
@@ -558,19 +594,25 @@ class StateStore:
         *,
         existing: set[PartitionKey],
     ) -> None:
-        """Update locked rows and insert new ones (a concurrent insert of a new key raises and retries)."""
-        updates = [_state_to_row(s) for k, s in changed.items() if k in existing]
-        inserts = [_state_to_row(s) for k, s in changed.items() if k not in existing]
+        """Update locked rows and insert new ones (a concurrent insert of a new key raises and retries).
+
+        The projector fills the promoted facets' columns from each row's tags in this same
+        transaction (see ``gridcat_pipelines.tag_facets.projector`` for the lock protocol).
+        """
+        projections = projector.load_projections(conn)
+        table = projector.table_for(projections)
+        updates = [projector.project(_state_to_row(s), projections) for k, s in changed.items() if k in existing]
+        inserts = [projector.project(_state_to_row(s), projections) for k, s in changed.items() if k not in existing]
         if updates:
-            stmt = self._upsert()(partition_state)
+            stmt = self._upsert()(table)
             stmt = stmt.on_conflict_do_update(
                 index_elements=list(KEY_COLUMNS),
-                set_={c: stmt.excluded[c] for c in _state_to_row(next(iter(changed.values()))) if c not in KEY_COLUMNS},
+                set_={c: stmt.excluded[c] for c in updates[0] if c not in KEY_COLUMNS},
             )
             for chunk in _chunks(updates):
                 conn.execute(stmt, list(chunk))
         for chunk in _chunks(inserts):
-            conn.execute(partition_state.insert(), list(chunk))
+            conn.execute(table.insert(), list(chunk))
 
     def _take_change_seqs(self, conn: Connection, count: int) -> list[int]:
         """Reserve ``count`` consecutive change seqs; the counter row stays locked until commit."""
@@ -669,8 +711,7 @@ class StateStore:
             self._secret = bytes.fromhex(value)
         return self._secret
 
-    def _filter_conditions(self, f: StateFilter) -> list[Any]:
-        t = partition_state
+    def _filter_conditions(self, f: StateFilter, t: sa.Table = partition_state) -> list[Any]:
         conditions: list[Any] = []
         if f.status is not None:
             conditions.append(t.c.status == f.status)
@@ -686,10 +727,9 @@ class StateStore:
             conditions.append(t.c.logical_date <= f.to_date)
         return conditions
 
-    def _after_key(self, after: list[Any]):
+    def _after_key(self, after: list[Any], t: sa.Table = partition_state):
         try:
             key = PartitionKey.parse(after[1], after[2], after[3], after[0])
         except (GridcatError, IndexError, TypeError):
             raise invalid_argument("page_token has an unknown format") from None
-        t = partition_state
         return sa.tuple_(*[t.c[c] for c in KEY_COLUMNS]) > sa.tuple_(*[sa.literal(v, t.c[c].type) for c, v in zip(KEY_COLUMNS, key.as_tuple())])

@@ -11,7 +11,7 @@ from gridcat_pipelines.errors import FAILED_PRECONDITION, GridcatError, failed_p
 from gridcat_pipelines.leases.store import LeaseStore
 from gridcat_pipelines.raw_sink.sink import RawSink
 from gridcat_pipelines.state import PartitionKey, StateStore
-from gridcat_pipelines.warehouse.parquet_target import LoadedSlice, ParquetWarehouse
+from gridcat_pipelines.warehouse.parquet_target import LoadedSlice, WarehouseTarget
 
 LOADED = "loaded"
 SKIPPED_NOT_AUTHORITATIVE = "skipped_not_authoritative"
@@ -30,7 +30,7 @@ class LoadOutcome:
 def load_partition(
     store: StateStore,
     sink: RawSink,
-    warehouse: ParquetWarehouse,
+    warehouse: WarehouseTarget,
     key: PartitionKey,
     run_id: str | None = None,
     *,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import date
+from typing import Protocol
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -32,6 +33,24 @@ class LoadedSlice:
     run_id: str
     rows: int
     path: str
+
+
+class WarehouseTarget(Protocol):
+    """What a loader needs of a warehouse target (Parquet files or PostgreSQL)."""
+
+    def replace_slice(
+        self, query_name: str, customer_id: str, day: date, table: pa.Table, run_id: str
+    ) -> LoadedSlice:
+        """Replace one partition's slice atomically."""
+        ...
+
+    def loaded_slice(self, query_name: str, customer_id: str, day: date) -> LoadedSlice | None:
+        """The run and row count one partition's slice holds."""
+        ...
+
+    def read_slice(self, query_name: str, customer_id: str, day: date) -> pa.Table:
+        """The rows of one partition's slice."""
+        ...
 
 
 class ParquetWarehouse:

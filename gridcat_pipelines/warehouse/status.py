@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from gridcat_pipelines.state import PartitionState
-from gridcat_pipelines.warehouse.parquet_target import LoadedSlice, ParquetWarehouse
+from gridcat_pipelines.warehouse.parquet_target import LoadedSlice, WarehouseTarget
 
 SYNC_WORDS = ("in_sync", "stale", "held", "missing")
 
@@ -28,7 +28,7 @@ def sync_word(state: PartitionState, loaded: LoadedSlice | None) -> str:
     return "in_sync" if loaded.run_id == state.current_run_id else "stale"
 
 
-def warehouse_status(states: Iterable[PartitionState], warehouse: ParquetWarehouse) -> dict[str, Any]:
+def warehouse_status(states: Iterable[PartitionState], warehouse: WarehouseTarget) -> dict[str, Any]:
     """``{"partitions": [...], "summary": {...}}`` as ``gridcat warehouse status --json`` prints it."""
     partitions = []
     for state in states:

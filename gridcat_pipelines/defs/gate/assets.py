@@ -16,6 +16,10 @@ from gridcat_pipelines.warehouse.loader import LOADED, load_partition
 WAREHOUSE_GROUP = "google_ads_warehouse"
 RUN_ID_TAG_PREFIX = "gridcat/run_id."
 STATE_VERSION_TAG_PREFIX = "gridcat/state_version."
+# The Dagster concurrency pool of the warehouse writers. Its limit lives in the instance
+# (`dagster instance concurrency set gridcat_warehouse N`); deploy/dagster-postgres.yaml's
+# `concurrency: pools: default_limit: 1` gives a fresh instance one writer at a time.
+WAREHOUSE_POOL = "gridcat_warehouse"
 
 
 def run_id_tag(feed_name: str) -> str:
@@ -44,6 +48,7 @@ def build_warehouse_asset(feed: FeedConfig, partitions_def: dg.PartitionsDefinit
         group_name=WAREHOUSE_GROUP,
         kinds={"parquet"},
         output_required=False,
+        pool=WAREHOUSE_POOL,
         description=(
             f"`{feed.name}` in the warehouse: exactly the authoritative success run of each "
             "partition, every row tagged with its run_id. Launched by the gate sensor."

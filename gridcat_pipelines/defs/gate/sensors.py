@@ -43,6 +43,11 @@ def build_gate_sensor(job) -> dg.SensorDefinition:
         )
         for problem in plan.problems:
             context.log.warning(problem)
+        loader = context.caching_dynamic_partitions_loader
+        if loader is not None:  # one batched lookup, not one query per customer when Dagster checks the requests
+            loader.get_existing_dynamic_partitions(
+                CUSTOMERS_PARTITION, sorted({load.key.customer_id for load in plan.loads})
+            )
         requests = [
             dg.RunRequest(
                 run_key="load|" + "|".join(load.run_key for load in group),

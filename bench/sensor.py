@@ -1,0 +1,337 @@
+"""Benchmark one tick of the gate sensor at 100k and 1M state rows on PostgreSQL.
+
+For each size N, in a new database on the server at ``--pg-url`` (default
+$GRIDCAT_BENCH_PG_URL, else $GRIDCAT_TEST_PG_URL, else
+postgresql+psycopg://postgres@127.0.0.1:5432/postgres), migrated with ``migrations.upgrade``
+and dropped WITH (FORCE) at the end, even on error:
+
+1. Fill (set-based, ``INSERT ... SELECT generate_series``): N ``partition_state`` rows at
+   version 1 (90% success, 10% failed; the configured feeds x 300 days from the pipeline's
+   start date x enough customers) and N ``partition_state_history`` rows, outcome
+   ``applied``, state_version 1, change_seq 1..N; ``state_change_counter.last_seq = N``. The
+   backdated run ids are UUIDv7 strings older than any run made now. Then ANALYZE.
+2. Write 1,000 changes through the real ``StateStore.record_results`` (a new run for 1,000
+   distinct existing keys, ~80% success / 20% failed, in batches of 100).
+3. Time one gate tick from cursor N, re-run ``--ticks`` times with the same cursor (median):
+   the sensor itself (``build_sensor_context`` + ``evaluate_tick`` on ``build_defs`` with a
+   temporary ``GRIDCAT_HOME``, as ``gridcat_pipelines_tests/test_gate.py`` evaluates it; this
+   opens the store resource each tick like a daemon tick does), and ``plan_loads`` alone on an
+   open store, with its two queries (``changes_since``, ``get_many``) timed apart. Two
+   proposed changes (see the report) are timed too: the sensor pre-warming Dagster's dynamic
+   partition cache with one batched lookup, and ``get_many`` as a VALUES join.
+4. Baseline, same run, same data: a naive full-table gate, ``SELECT`` every success row and
+   diff its (key, run, version) against the set remembered from before the 1,000 changes.
+
+Prints the medians, the 1M/100k ratios and naive/tick ratios, and the targets (tick <= 1 s at
+the largest size; flat: largest/smallest ratio <= 1.5) as met / NOT met. Exit 0 either way.
+
+Run:  .venv/bin/python bench/sensor.py [--sizes 100000,1000000] [--ticks 7] [--pg-url URL] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import date, datetime, timedelta, timezone
+
+import dagster as dg
+import sqlalchemy as sa
+
+from gridcat_pipelines.config import Settings
+from gridcat_pipelines.definitions import build_defs
+from gridcat_pipelines.defs.gate.sensors import CHANGES_PER_TICK, GATE_SENSOR_NAME
+from gridcat_pipelines.defs.ingestion.partitions import CUSTOMERS_PARTITION
+from gridcat_pipelines.defs.ingestion.resources import cached_pipeline_config
+from gridcat_pipelines.defs.instance import ensure_instance
+from gridcat_pipelines.gate import plan_loads
+from gridcat_pipelines.run_ids import new_run_id
+from gridcat_pipelines.state import migrations
+from gridcat_pipelines.state.db import create_state_engine, normalize_url
+from gridcat_pipelines.state.keys import PartitionKey
+from gridcat_pipelines.state.models import ValidationResult
+from gridcat_pipelines.state.store import StateStore
+from gridcat_pipelines.state.tables import KEY_COLUMNS, partition_state
+
+DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+DAYS = 300
+CHANGES = 1000
+FIRST_CUSTOMER = 2_000_000_000
+TICK_TARGET_S = 1.0
+FLAT_TARGET = 1.5
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def customers_for(largest: int, feeds: list[str]) -> int:
+    """One customer count for every size: customers x feeds x DAYS >= the largest size.
+
+    Sizes differ in days of history (the way the table grows in production), not in
+    customers, so every size has the same partition fan-out per tick.
+    """
+    return -(-largest // (len(feeds) * DAYS))
+
+
+def key_of(g: int, customers: int, feeds: list[str], start: date) -> PartitionKey:
+    """The key of fill row ``g`` (same mapping as the SQL in :func:`fill`)."""
+    return PartitionKey("google_ads", str(FIRST_CUSTOMER + g % customers), feeds[(g // customers) % len(feeds)],
+                        start + timedelta(g // (customers * len(feeds))))
+
+
+def fill(engine: sa.Engine, n: int, customers: int, feeds: list[str], start: date) -> None:
+    """N state rows and N applied history rows (change_seq 1..N, day by day), set-based."""
+    # g -> customer = g % C, feed = (g / C) % feeds, day = start + g / (C * feeds)
+    # run id: a UUIDv7 at start - 30 days (older than any new_run_id()), g in the last 12 hex.
+    ms = int(datetime.combine(start - timedelta(30), datetime.min.time(), timezone.utc).timestamp() * 1000)
+    ms_hex = f"{ms:012x}"
+    params = {
+        "n": n, "nf": len(feeds), "nc": customers, "c0": FIRST_CUSTOMER, "start": start,
+        "feeds": feeds, "run_prefix": f"{ms_hex[:8]}-{ms_hex[8:]}-7000-8000-",
+    }
+    rows = """
+        SELECT 'google_ads'::text AS source,
+               (:c0 + g % :nc)::text AS customer_id,
+               (CAST(:feeds AS text[]))[(g / :nc) % :nf + 1] AS query_name,
+               CAST(:start AS date) + (g / (:nc * :nf))::int AS logical_date,
+               CASE WHEN g % 10 = 9 THEN 'failed' ELSE 'success' END AS status,
+               :run_prefix || lpad(to_hex(g), 12, '0') AS run_id,
+               (g % 500)::bigint AS record_count,
+               CASE WHEN g % 10 = 9 THEN 'cost_non_negative: 1 row' END AS error_message,
+               g
+        FROM generate_series(0, :n - 1) AS g
+    """
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"""
+            INSERT INTO partition_state (source, customer_id, query_name, logical_date, status,
+                current_run_id, schema_version, record_count, updated_at, error_message,
+                attempt_count, tags, version)
+            SELECT source, customer_id, query_name, logical_date, status, run_id, '1', record_count,
+                   now(), error_message, 1, '{{}}'::jsonb, 1
+            FROM ({rows}) r"""), params)
+        conn.execute(sa.text(f"""
+            INSERT INTO partition_state_history (source, customer_id, query_name, logical_date, run_id,
+                outcome, status, schema_version, record_count, error_message, tags, result_hash,
+                state_version, change_seq, recorded_at, idempotency_key)
+            SELECT source, customer_id, query_name, logical_date, run_id, 'applied', status, '1',
+                   record_count, error_message, NULL, md5(run_id), 1, g + 1, now(), NULL
+            FROM ({rows}) r ORDER BY g"""), params)
+        conn.execute(sa.text("UPDATE state_change_counter SET last_seq = :n WHERE id = 1"), {"n": n})
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("VACUUM ANALYZE partition_state")
+        conn.exec_driver_sql("VACUUM ANALYZE partition_state_history")
+
+
+def write_changes(store: StateStore, n: int, customers: int, feeds: list[str], start: date,
+                  rng: random.Random) -> None:
+    """1,000 new runs for distinct existing keys through ``record_results`` (batches of 100)."""
+    results = []
+    for g in sorted(rng.sample(range(n), CHANGES)):
+        key = key_of(g, customers, feeds, start)
+        if rng.random() < 0.8:
+            results.append(ValidationResult(key, new_run_id(), "success", "1", rng.randrange(1000)))
+        else:
+            results.append(ValidationResult(key, new_run_id(), "failed", "1", 1, "cost_non_negative: 1 row"))
+    rng.shuffle(results)
+    for i in range(0, len(results), 100):
+        store.record_results(results[i:i + 100])
+
+
+def success_snapshot(engine: sa.Engine) -> set[tuple]:
+    """The naive gate's read: every success row's key, run and version, as a set."""
+    with engine.connect() as conn:
+        result = conn.exec_driver_sql(
+            "SELECT source, customer_id, query_name, logical_date, current_run_id, version"
+            " FROM partition_state WHERE status = 'success'"
+        )
+        return set(result)
+
+
+def get_many_values(store: StateStore, keys: list[PartitionKey]) -> dict:
+    """The get_many change proposed in the report: one join to a VALUES list on PostgreSQL
+    (``StateStore._restrict``, what ``_lock_states`` uses) instead of a row-value ``IN``."""
+    wanted = sorted(set(keys))
+    query = store._restrict(sa.select(partition_state), partition_state, KEY_COLUMNS, [k.as_tuple() for k in wanted])
+    with store.engine.connect() as conn:
+        return {(r.source, r.customer_id, r.query_name, r.logical_date): r for r in conn.execute(query)}
+
+
+def median_time(fn, repeats: int) -> tuple[float, object]:
+    times, out = [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), out
+
+
+def run_size(admin: sa.Engine, admin_url: sa.URL, n: int, customers: int, args: argparse.Namespace) -> dict:
+    name = f"gridcat_bench_sensor_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = admin_url.set(database=name).render_as_string(hide_password=False)
+    home = tempfile.TemporaryDirectory(prefix="gridcat-bench-sensor-")
+    engine = create_state_engine(url)
+    try:
+        migrations.upgrade(engine)
+        settings = Settings.from_env({"GRIDCAT_HOME": home.name, "GRIDCAT_DB_URL": url})
+        config = cached_pipeline_config(settings.feeds_path, settings.customers_path)
+        feeds, start = sorted(config.feeds), config.start_date
+        days = -(-n // (customers * len(feeds)))
+        log(f"N={n:,}: fill {customers} customers x {len(feeds)} feeds x {days} days ...")
+        t0 = time.perf_counter()
+        fill(engine, n, customers, feeds, start)
+        fill_s = time.perf_counter() - t0
+        store = StateStore(engine)
+        before = success_snapshot(engine)
+        write_changes(store, n, customers, feeds, start, random.Random(n))
+        assert store.last_change_seq() == n + CHANGES
+
+        instance = ensure_instance(settings)
+        customer_ids = [str(FIRST_CUSTOMER + c) for c in range(customers)]
+        instance.add_dynamic_partitions(CUSTOMERS_PARTITION, customer_ids)
+        defs = build_defs(settings)
+        sensor = defs.resolve_sensor_def(GATE_SENSOR_NAME)
+        repo, ref = defs.get_repository_def(), instance.get_ref()
+        cursor = json.dumps({"seq": n})
+
+        def context():
+            # instance_ref as the daemon passes it: Dagster then validates the requests' dynamic
+            # partition keys through its per-tick caching loader (one lookup per customer).
+            return dg.build_sensor_context(
+                instance=instance, instance_ref=ref, cursor=cursor, resources=defs.resources,
+                repository_def=repo, sensor_name=GATE_SENSOR_NAME,
+            )
+
+        def tick():
+            with context() as ctx, dg.partition_loading_context(dynamic_partitions_store=instance):
+                return sensor.evaluate_tick(ctx)
+
+        def plan():
+            return plan_loads(store, n, feeds=set(feeds), customers=set(customer_ids), start_date=start,
+                              limit=CHANGES_PER_TICK)
+
+        planned_customers = sorted({load.key.customer_id for load in plan().loads})
+
+        def tick_prewarmed():
+            # the sensors.py change proposed in the report: one batched membership lookup of the
+            # plan's customers before returning the requests (timed here with the tick)
+            with context() as ctx, dg.partition_loading_context(dynamic_partitions_store=instance):
+                ctx.caching_dynamic_partitions_loader.get_existing_dynamic_partitions(
+                    CUSTOMERS_PARTITION, planned_customers)
+                return sensor.evaluate_tick(ctx)
+
+        def naive():
+            return success_snapshot(engine) - before
+
+        keys = [c.key for c in store.changes_since(n, CHANGES)]
+        log(f"N={n:,}: {args.ticks} ticks each ...")
+        tick()  # warm: imports, statement caches, code paths
+        out = {"state_rows": n, "customers": customers, "days": days, "fill_s": fill_s}
+        out["tick_s"], result = median_time(tick, args.ticks)
+        out["tick_prewarmed_s"], _ = median_time(tick_prewarmed, args.ticks)
+        out["plan_loads_s"], planned = median_time(plan, args.ticks)
+        out["changes_since_s"], _ = median_time(lambda: store.changes_since(n, CHANGES), args.ticks)
+        out["get_many_s"], _ = median_time(lambda: store.get_many(keys), args.ticks)
+        out["get_many_values_s"], _ = median_time(lambda: get_many_values(store, keys), args.ticks)
+        out["naive_s"], diff = median_time(naive, args.ticks)
+        instance.dispose()
+        out.update({
+            "run_requests": len(result.run_requests or []), "planned_loads": len(planned.loads),
+            "naive_new_success": len(diff), "next_cursor": json.loads(result.cursor)["seq"],
+        })
+        return out
+    finally:
+        engine.dispose()
+        home.cleanup()
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+TIMES = (
+    ("tick_s", "tick (sensor, evaluate_tick)"),
+    ("tick_prewarmed_s", "tick + proposed partition pre-warm"),
+    ("plan_loads_s", "plan_loads alone"),
+    ("changes_since_s", "  changes_since"),
+    ("get_many_s", "  get_many (1,000 keys)"),
+    ("get_many_values_s", "  proposed get_many (VALUES join)"),
+    ("naive_s", "naive full-table diff"),
+)
+
+
+def report(rows: list[dict], args: argparse.Namespace) -> dict:
+    small, large = rows[0], rows[-1]
+    ratios = {f"{label.strip()} {large['state_rows']:,}/{small['state_rows']:,}": large[k] / small[k]
+              for k, label in TIMES}
+    for r in rows:
+        ratios[f"naive/tick at {r['state_rows']:,}"] = r["naive_s"] / r["tick_s"]
+    flat = large["tick_s"] / small["tick_s"]
+    flat_warm = large["tick_prewarmed_s"] / small["tick_prewarmed_s"]
+    targets = {
+        f"tick <= {TICK_TARGET_S:g} s at {large['state_rows']:,} rows (sensor as committed)": large["tick_s"] <= TICK_TARGET_S,
+        f"flat: tick {large['state_rows']:,}/{small['state_rows']:,} <= {FLAT_TARGET:g} (sensor as committed)": flat <= FLAT_TARGET,
+        f"tick <= {TICK_TARGET_S:g} s at {large['state_rows']:,} rows (with proposed pre-warm)":
+            large["tick_prewarmed_s"] <= TICK_TARGET_S,
+        f"flat: tick {large['state_rows']:,}/{small['state_rows']:,} <= {FLAT_TARGET:g} (with proposed pre-warm)":
+            flat_warm <= FLAT_TARGET,
+    }
+    return {"sizes": rows, "ratios": ratios, "targets": targets, "ticks_per_median": args.ticks}
+
+
+def print_table(out: dict) -> None:
+    rows = out["sizes"]
+    print(f"gate sensor tick, PostgreSQL state store, {CHANGES:,} changes after the cursor, "
+          f"median of {out['ticks_per_median']} runs each (same cursor)")
+    print(f"{'':40}" + "".join(f"{r['state_rows']:>14,}" for r in rows))
+    print(f"{'layout (customers x feeds x days)':40}"
+          + "".join(f"{r['customers']:>7} x 7 x {r['days']:<3}" for r in rows))
+    print(f"{'fill (s)':40}" + "".join(f"{r['fill_s']:>14.1f}" for r in rows))
+    for key, label in TIMES:
+        print(f"{label + ' (ms)':40}" + "".join(f"{r[key] * 1000:>14.1f}" for r in rows))
+    for key in ("run_requests", "planned_loads", "naive_new_success", "next_cursor"):
+        print(f"{key:40}" + "".join(f"{r[key]:>14}" for r in rows))
+    for name, value in out["ratios"].items():
+        print(f"ratio {name}: {value:.2f}")
+    for name, ok in out["targets"].items():
+        print(f"target {name}: {'met' if ok else 'NOT met'}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    env_url = os.environ.get("GRIDCAT_BENCH_PG_URL") or os.environ.get("GRIDCAT_TEST_PG_URL")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100000,1000000", help="state row counts, comma-separated")
+    parser.add_argument("--ticks", type=int, default=7, help="ticks per median (>= 5 recommended)")
+    parser.add_argument("--pg-url", default=env_url or DEFAULT_PG_URL)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    sizes = sorted(int(s) for s in args.sizes.split(","))
+    if len(sizes) < 2 or sizes[0] < CHANGES or args.ticks < 1:
+        parser.error(f"need two or more --sizes >= {CHANGES} and --ticks >= 1")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so a kill still drops the databases
+    os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+    admin_url = sa.engine.make_url(normalize_url(args.pg_url))
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    try:
+        config = cached_pipeline_config(Settings.from_env().feeds_path, Settings.from_env().customers_path)
+        customers = customers_for(sizes[-1], sorted(config.feeds))
+        rows = [run_size(admin, admin_url, n, customers, args) for n in sizes]
+    finally:
+        admin.dispose()
+    out = report(rows, args)
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        print_table(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

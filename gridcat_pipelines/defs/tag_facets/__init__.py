@@ -1,0 +1,1 @@
+"""Dagster definitions for tag facets: promote, disable and backfill jobs and the backfill sensor."""

@@ -1,0 +1,264 @@
+"""Backfill jobs: keyset batches over ``partition_state``'s primary key, one short transaction
+each, checkpointed in the job row.
+
+Each batch transaction locks the job row, reads the checkpoint (the last key done), picks the
+next keys after it (at most ``batch_size``; fewer when batches take longer than
+``TARGET_BATCH_SECONDS``, so a concurrent writer never waits long on a row lock) that the mode selects, updates those rows' column from their
+tags, and writes the new checkpoint and counters, then commits: the work and its checkpoint
+commit together. A run killed at any point (an exception, SIGKILL) leaves the job ``RUNNING``
+with the checkpoint of the last committed batch; running the job again resumes there, so the
+counts come out exact. Two runners of the same job cannot double-count: each batch reads the
+checkpoint under the job-row lock.
+
+Modes: ``FULL`` visits every row and sets ``column = tags[key]`` (NULL where the tag is
+absent) wherever it differs; ``MISSING_ONLY`` touches only rows whose column IS NULL while the
+tag is present. Batches are key ranges of the primary key (index range scans); the mode's
+predicate applies inside the range. ``rows_processed`` counts rows visited (FULL) or rows
+selected by the predicate (MISSING_ONLY), ``rows_updated`` rows changed;
+``failures`` counts batches retried after a transient database error (deadlock, lock timeout,
+serialization failure, lost connection). Rows written while the job runs are projected by the
+writers themselves (see ``projector``), so a job that reaches the end leaves a complete column.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from gridcat_pipelines.state.db import write_connection
+from gridcat_pipelines.state.tables import KEY_COLUMNS
+from gridcat_pipelines.tag_facets.tables import (
+    BACKFILLING,
+    DISABLED,
+    ENABLED,
+    FAILED,
+    PENDING,
+    RUNNING,
+    SUCCEEDED,
+    backfill_job,
+    state_table_with,
+    tag_facet,
+)
+from gridcat_pipelines.tag_facets.views import job_json
+
+MAX_CONSECUTIVE_FAILURES = 8
+TARGET_BATCH_SECONDS = 0.08  # batches shrink below batch_size to keep row locks this short
+MIN_BATCH = 100
+Progress = Callable[[dict[str, Any]], None]
+
+
+class _Stop(Exception):
+    """The job ended (finished, failed or taken over); carries the final row."""
+
+
+def _locked(conn: Connection, query: sa.Select) -> sa.Select:
+    return query.with_for_update() if conn.dialect.name == "postgresql" else query
+
+
+def _pk(table: sa.Table):
+    return sa.tuple_(*[table.c[c] for c in KEY_COLUMNS])
+
+
+def _key_literal(table: sa.Table, key: list[Any]):
+    values = [*key[:3], date.fromisoformat(key[3])]
+    return sa.tuple_(*[sa.literal(v, table.c[c].type) for c, v in zip(KEY_COLUMNS, values)])
+
+
+def _mode_predicate(table: sa.Table, mode: str, key_name: str, column: str) -> list[Any]:
+    tag = table.c.tags[key_name].as_string()
+    if mode == "MISSING_ONLY":
+        return [table.c[column].is_(None), tag.is_not(None)]
+    return []
+
+
+def count_rows(conn: Connection, mode: str, key_name: str, column: str) -> int:
+    """Rows the mode selects right now (the job's ``rows_total`` at start)."""
+    table = state_table_with((column,))
+    query = sa.select(sa.func.count()).select_from(table).where(*_mode_predicate(table, mode, key_name, column))
+    return int(conn.execute(query).scalar_one())
+
+
+def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, sa.exc.OperationalError):
+        return True
+    code = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return code in ("40001", "40P01", "55P03")
+
+
+class BackfillRunner:
+    """Runs one job to its end (or until the process dies), reporting progress per batch."""
+
+    def __init__(self, engine: Engine, job_id: str, clock: Callable[[], datetime], progress: Progress | None = None):
+        self.engine = engine
+        self.job_id = job_id
+        self.clock = clock
+        self.progress = progress
+        self.limit: int | None = None  # the adaptive batch size, at most the job's batch_size
+
+    def run(self) -> dict[str, Any]:
+        """Start (or resume) the job and run batches until it succeeds or fails; the final job JSON."""
+        try:
+            self._transaction(self._start)
+            failures = 0
+            while True:
+                try:
+                    started = time.perf_counter()
+                    row = self._transaction(self._batch)
+                    self._adapt(row.batch_size, time.perf_counter() - started)
+                    failures = 0
+                except _Stop:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - only transient DB errors are retried
+                    if not _is_transient(exc):
+                        raise
+                    failures += 1
+                    self._transaction(lambda c: self._count_failure(c, exc, failures))
+                    time.sleep(random.uniform(0.01, 0.05) * failures)
+                    continue
+                if self.progress is not None:
+                    self.progress(job_json(row))
+        except _Stop as stop:
+            final = stop.args[0]
+            if self.progress is not None:
+                self.progress(job_json(final))
+            return job_json(final)
+
+    def _adapt(self, batch_size: int, seconds: float) -> None:
+        """Shrink the next batch when one took longer than ``TARGET_BATCH_SECONDS`` (a writer
+        waiting on one of its rows waits at most about that long); grow it back when fast."""
+        limit = self.limit or batch_size
+        if seconds > TARGET_BATCH_SECONDS:
+            limit = int(limit * TARGET_BATCH_SECONDS / seconds * 0.9)
+        elif seconds < TARGET_BATCH_SECONDS / 2:
+            limit *= 2
+        self.limit = max(min(limit, batch_size), min(MIN_BATCH, batch_size))
+
+    # ---------------------------------------------------------------- steps
+
+    def _transaction(self, work: Callable[[Connection], Any]) -> Any:
+        """Run ``work`` in a write transaction; a ``_Stop`` commits what it wrote, then propagates."""
+        with write_connection(self.engine) as conn:
+            txn = conn.begin()
+            try:
+                result = work(conn)
+            except _Stop:
+                txn.commit()
+                raise
+            except BaseException:
+                txn.rollback()
+                raise
+            txn.commit()
+            return result
+
+    def _job(self, conn: Connection) -> Any:
+        row = conn.execute(
+            _locked(conn, sa.select(backfill_job).where(backfill_job.c.job_id == self.job_id))
+        ).first()
+        if row is None:
+            raise LookupError(self.job_id)
+        return row
+
+    def _facet(self, conn: Connection, facet_id: str) -> Any:
+        return conn.execute(sa.select(tag_facet).where(tag_facet.c.facet_id == facet_id)).one()
+
+    def _set_job(self, conn: Connection, **values: Any) -> Any:
+        conn.execute(
+            backfill_job.update().where(backfill_job.c.job_id == self.job_id).values(updated_at=self.clock(), **values)
+        )
+        return conn.execute(sa.select(backfill_job).where(backfill_job.c.job_id == self.job_id)).one()
+
+    def _fail(self, conn: Connection, message: str) -> None:
+        row = self._set_job(conn, status=FAILED, error=message, finished_at=self.clock())
+        raise _Stop(row)
+
+    def _start(self, conn: Connection) -> None:
+        job = self._job(conn)
+        if job.status == SUCCEEDED:
+            raise _Stop(job)
+        facet = self._facet(conn, job.facet_id)
+        if facet.status == DISABLED or not facet.projecting:
+            self._fail(conn, f"facet {facet.key_name!r} is {facet.status} and not projecting: nothing to backfill")
+        now = self.clock()
+        values: dict[str, Any] = {"status": RUNNING, "error": None, "finished_at": None}
+        if job.status == PENDING:
+            values.update(
+                started_at=now,
+                rows_total=count_rows(conn, job.mode, facet.key_name, facet.column_name),
+            )
+            facet_values: dict[str, Any] = {"last_refresh_started_at": now, "updated_at": now}
+            if facet.status == FAILED:
+                facet_values.update(status=BACKFILLING, error=None)
+            conn.execute(tag_facet.update().where(tag_facet.c.facet_id == facet.facet_id).values(**facet_values))
+        self._set_job(conn, **values)
+
+    def _batch(self, conn: Connection) -> Any:
+        job = self._job(conn)
+        if job.status != RUNNING:
+            raise _Stop(job)
+        facet = self._facet(conn, job.facet_id)
+        if facet.status == DISABLED or not facet.projecting:
+            self._fail(conn, f"facet {facet.key_name!r} was disabled while the backfill ran")
+        column, key_name = facet.column_name, facet.key_name
+        table = state_table_with((column,))
+        predicate = _mode_predicate(table, job.mode, key_name, column)
+        after = [] if job.checkpoint is None else [_pk(table) > _key_literal(table, json.loads(job.checkpoint))]
+        # The range is picked by primary key alone (an index range scan whatever the mode): with
+        # the mode's predicate here the planner may scan and sort every remaining row per batch.
+        keys = conn.execute(
+            sa.select(*[table.c[c] for c in KEY_COLUMNS])
+            .where(*after)
+            .order_by(*[table.c[c] for c in KEY_COLUMNS])
+            .limit(min(self.limit or job.batch_size, job.batch_size))
+        ).all()
+        if not keys:
+            self._finish(conn, job, facet)
+        last = [keys[-1].source, keys[-1].customer_id, keys[-1].query_name, keys[-1].logical_date.isoformat()]
+        tag = table.c.tags[key_name].as_string()
+        update = (
+            table.update()
+            .where(*after, _pk(table) <= _key_literal(table, last), *predicate, table.c[column].is_distinct_from(tag))
+            .values({column: tag})
+        )
+        changed = max(conn.execute(update).rowcount, 0)
+        # FULL visits every row of the range; MISSING_ONLY only the rows its predicate selects,
+        # all of which it changes (column NULL, tag present), so they are exactly ``changed``.
+        visited = len(keys) if job.mode == "FULL" else changed
+        return self._set_job(
+            conn,
+            checkpoint=json.dumps(last),
+            rows_processed=job.rows_processed + visited,
+            rows_updated=job.rows_updated + changed,
+            batches=job.batches + 1,
+        )
+
+    def _finish(self, conn: Connection, job: Any, facet: Any) -> None:
+        now = self.clock()
+        total = max(job.rows_total or 0, job.rows_processed)
+        row = self._set_job(conn, status=SUCCEEDED, finished_at=now, rows_total=total, error=None)
+        values: dict[str, Any] = {"last_refresh_succeeded_at": now, "updated_at": now}
+        if facet.status in (BACKFILLING, FAILED):
+            values.update(status=ENABLED, error=None)
+        conn.execute(tag_facet.update().where(tag_facet.c.facet_id == facet.facet_id).values(**values))
+        raise _Stop(row)
+
+    def _count_failure(self, conn: Connection, exc: BaseException, consecutive: int) -> None:
+        job = self._job(conn)
+        message = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        if consecutive >= MAX_CONSECUTIVE_FAILURES:
+            row = self._set_job(conn, failures=job.failures + 1, status=FAILED, error=message, finished_at=self.clock())
+            facet = self._facet(conn, job.facet_id)
+            if facet.status == BACKFILLING:
+                conn.execute(
+                    tag_facet.update()
+                    .where(tag_facet.c.facet_id == facet.facet_id)
+                    .values(status=FAILED, error=f"backfill {self.job_id} failed: {message}", updated_at=self.clock())
+                )
+            raise _Stop(row)
+        self._set_job(conn, failures=job.failures + 1, error=message)

@@ -1,0 +1,250 @@
+"""The PostgreSQL warehouse: one table per feed in schema ``google_ads``, loaded with COPY.
+
+``google_ads.<query_name>`` has the feed's columns (created on the first load from the Arrow
+schema, types mapped; columns a later schema adds are added), then ``run_id`` (the raw run each
+row came from) and the slice columns ``gridcat_customer_id`` / ``gridcat_logical_date``, indexed.
+The slice columns are prefixed because feeds have their own ``customer_id`` column (from
+``customer.id``). ``google_ads._slices`` holds one row per loaded slice (run, row count, load
+time), so ``loaded_slice`` is a primary-key lookup and an empty slice is told from a missing one.
+
+A replace runs in ONE transaction: upsert the ``_slices`` row (its row lock queues concurrent
+replaces of the same slice), DELETE the slice, COPY the new rows. Readers see the old slice or
+the new one; an error anywhere (e.g. a bad value mid-COPY) rolls back to the old slice.
+Identifiers come from validated names and are always quoted with ``psycopg.sql.Identifier``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import date
+
+import psycopg
+import pyarrow as pa
+from psycopg import sql
+
+from gridcat_pipelines.errors import invalid_argument, not_found
+from gridcat_pipelines.warehouse.parquet_target import RUN_ID_COLUMN, LoadedSlice
+
+SCHEMA = "google_ads"
+SLICES_TABLE = "_slices"
+CUSTOMER_COLUMN = "gridcat_customer_id"
+DATE_COLUMN = "gridcat_logical_date"
+RESERVED_COLUMNS = (RUN_ID_COLUMN, CUSTOMER_COLUMN, DATE_COLUMN)
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_COLUMN_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+# Arrow type -> PostgreSQL column type (checked in order; the first predicate that holds wins).
+_TYPE_MAP: list[tuple[Callable[[pa.DataType], bool], str]] = [
+    (pa.types.is_boolean, "BOOLEAN"),
+    (lambda t: pa.types.is_int8(t) or pa.types.is_int16(t) or pa.types.is_uint8(t), "SMALLINT"),
+    (lambda t: pa.types.is_int32(t) or pa.types.is_uint16(t), "INTEGER"),
+    (lambda t: pa.types.is_int64(t) or pa.types.is_uint32(t), "BIGINT"),
+    (pa.types.is_uint64, "NUMERIC(20)"),
+    (lambda t: pa.types.is_float16(t) or pa.types.is_float32(t), "REAL"),
+    (pa.types.is_float64, "DOUBLE PRECISION"),
+    (pa.types.is_decimal, "NUMERIC"),
+    (lambda t: pa.types.is_string(t) or pa.types.is_large_string(t), "TEXT"),
+    (lambda t: pa.types.is_binary(t) or pa.types.is_large_binary(t), "BYTEA"),
+    (lambda t: pa.types.is_date32(t) or pa.types.is_date64(t), "DATE"),
+    (lambda t: pa.types.is_timestamp(t) and t.tz is not None, "TIMESTAMPTZ"),
+    (pa.types.is_timestamp, "TIMESTAMP"),
+    (pa.types.is_time, "TIME"),
+    (pa.types.is_null, "TEXT"),
+]
+
+# PostgreSQL type OID -> Arrow type, for read_slice (others are inferred from the values).
+_OID_TO_ARROW = {
+    16: pa.bool_(), 21: pa.int16(), 23: pa.int32(), 20: pa.int64(), 700: pa.float32(),
+    701: pa.float64(), 25: pa.string(), 17: pa.binary(), 1082: pa.date32(),
+    1114: pa.timestamp("us"), 1184: pa.timestamp("us", tz="UTC"),
+}
+
+
+def pg_type(arrow_type: pa.DataType) -> str:
+    """The PostgreSQL column type for an Arrow type (``INVALID_ARGUMENT`` when unsupported)."""
+    for matches, name in _TYPE_MAP:
+        if matches(arrow_type):
+            return name
+    raise invalid_argument(f"Arrow type {arrow_type} has no PostgreSQL column type in the warehouse")
+
+
+def libpq_url(url: str) -> str:
+    """A libpq connection URL: SQLAlchemy's ``postgresql+psycopg://`` spelling is accepted."""
+    for prefix in ("postgresql+psycopg://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql://" + url[len(prefix):]
+    return url
+
+
+def _feed_name(query_name: str) -> str:
+    if not isinstance(query_name, str) or not _NAME_RE.match(query_name):
+        raise invalid_argument(f"query_name {query_name!r} must match ^[a-z][a-z0-9_]{{0,62}}$")
+    return query_name
+
+
+def _column_names(schema: pa.Schema) -> list[str]:
+    names = list(schema.names)
+    for name in names:
+        if not _COLUMN_RE.match(name):
+            raise invalid_argument(f"column {name!r} is not a warehouse column name")
+        if name in RESERVED_COLUMNS:
+            raise invalid_argument(f"column {name!r} is reserved by the warehouse")
+    if len(set(names)) != len(names):
+        raise invalid_argument(f"duplicate column names in {names}")
+    return names
+
+
+class PostgresWarehouse:
+    """One table per feed in schema ``google_ads`` of the database at ``url``.
+
+    ``before_commit`` (tests only) is called inside the replace transaction, after the COPY.
+    """
+
+    def __init__(self, url: str, *, before_commit: Callable[[], None] | None = None):
+        self._url = libpq_url(url)
+        self._before_commit = before_commit
+
+    def _connect(self) -> psycopg.Connection:
+        return psycopg.connect(self._url, autocommit=True)
+
+    def describe(self, query_name: str, customer_id: str, day: date) -> str:
+        """A readable locator of one slice (no password), used as the slice's ``path``."""
+        info = psycopg.conninfo.conninfo_to_dict(self._url)
+        where = f"{info.get('host', '')}:{info.get('port', '5432')}/{info.get('dbname', '')}"
+        return (
+            f"postgresql://{where}/{SCHEMA}.{query_name}"
+            f"?{CUSTOMER_COLUMN}={customer_id}&{DATE_COLUMN}={day.isoformat()}"
+        )
+
+    # ------------------------------------------------------------------ DDL
+
+    def _ensure_table(self, conn: psycopg.Connection, table: str, schema: pa.Schema) -> None:
+        """Create the schema, ``_slices`` and the feed's table if missing; add new columns."""
+        names = _column_names(schema)
+        with conn.transaction():
+            # one DDL writer at a time per database (CREATE ... IF NOT EXISTS races otherwise)
+            conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('gridcat.warehouse.ddl', 0))")
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(SCHEMA)))
+            conn.execute(sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {}.{} ("
+                " query_name TEXT NOT NULL, customer_id TEXT NOT NULL, logical_date DATE NOT NULL,"
+                " run_id TEXT NOT NULL, rows BIGINT NOT NULL, loaded_at TIMESTAMPTZ NOT NULL,"
+                " PRIMARY KEY (query_name, customer_id, logical_date))"
+            ).format(sql.Identifier(SCHEMA), sql.Identifier(SLICES_TABLE)))
+            existing = {
+                row[0]
+                for row in conn.execute(
+                    "SELECT column_name FROM information_schema.columns"
+                    " WHERE table_schema = %s AND table_name = %s",
+                    (SCHEMA, table),
+                )
+            }
+            target = sql.Identifier(SCHEMA, table)
+            if not existing:
+                columns = [
+                    sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(pg_type(schema.field(n).type)))
+                    for n in names
+                ]
+                columns += [
+                    sql.SQL("{} TEXT NOT NULL").format(sql.Identifier(RUN_ID_COLUMN)),
+                    sql.SQL("{} TEXT NOT NULL").format(sql.Identifier(CUSTOMER_COLUMN)),
+                    sql.SQL("{} DATE NOT NULL").format(sql.Identifier(DATE_COLUMN)),
+                ]
+                conn.execute(sql.SQL("CREATE TABLE {} ({})").format(target, sql.SQL(", ").join(columns)))
+                conn.execute(sql.SQL("CREATE INDEX {} ON {} ({}, {})").format(
+                    sql.Identifier(f"{table}_slice_idx"), target,
+                    sql.Identifier(CUSTOMER_COLUMN), sql.Identifier(DATE_COLUMN),
+                ))
+                return
+            for name in names:
+                if name not in existing:  # a newer schema version added a column
+                    conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
+                        target, sql.Identifier(name), sql.SQL(pg_type(schema.field(name).type))
+                    ))
+
+    # ---------------------------------------------------------------- writes
+
+    def replace_slice(
+        self, query_name: str, customer_id: str, day: date, table: pa.Table, run_id: str
+    ) -> LoadedSlice:
+        """Replace the partition's slice with ``table`` (each row gets ``run_id``), atomically."""
+        feed = _feed_name(query_name)
+        names = _column_names(table.schema)
+        target = sql.Identifier(SCHEMA, feed)
+        with self._connect() as conn:
+            self._ensure_table(conn, feed, table.schema)
+            with conn.transaction():
+                # the upsert row-locks the slice's bookkeeping row first: a concurrent replace of
+                # the same slice waits here, and its DELETE then sees this one's rows
+                conn.execute(
+                    sql.SQL(
+                        "INSERT INTO {} (query_name, customer_id, logical_date, run_id, rows, loaded_at)"
+                        " VALUES (%s, %s, %s, %s, %s, now())"
+                        " ON CONFLICT (query_name, customer_id, logical_date) DO UPDATE"
+                        " SET run_id = EXCLUDED.run_id, rows = EXCLUDED.rows, loaded_at = EXCLUDED.loaded_at"
+                    ).format(sql.Identifier(SCHEMA, SLICES_TABLE)),
+                    (feed, customer_id, day, run_id, table.num_rows),
+                )
+                conn.execute(
+                    sql.SQL("DELETE FROM {} WHERE {} = %s AND {} = %s").format(
+                        target, sql.Identifier(CUSTOMER_COLUMN), sql.Identifier(DATE_COLUMN)
+                    ),
+                    (customer_id, day),
+                )
+                columns = sql.SQL(", ").join(sql.Identifier(n) for n in (*names, *RESERVED_COLUMNS))
+                copy = sql.SQL("COPY {} ({}) FROM STDIN").format(target, columns)
+                with conn.cursor() as cur, cur.copy(copy) as stream:
+                    tail = (run_id, customer_id, day)
+                    data = [table.column(n).to_pylist() for n in names]
+                    for values in zip(*data) if data else [()] * table.num_rows:
+                        stream.write_row((*values, *tail))
+                if self._before_commit is not None:
+                    self._before_commit()
+        return LoadedSlice(run_id=run_id, rows=table.num_rows, path=self.describe(feed, customer_id, day))
+
+    # ----------------------------------------------------------------- reads
+
+    def loaded_slice(self, query_name: str, customer_id: str, day: date) -> LoadedSlice | None:
+        """The run and row count the partition's slice holds, or ``None`` if never loaded."""
+        feed = _feed_name(query_name)
+        with self._connect() as conn:
+            try:
+                row = conn.execute(
+                    sql.SQL(
+                        "SELECT run_id, rows FROM {} WHERE query_name = %s AND customer_id = %s"
+                        " AND logical_date = %s"
+                    ).format(sql.Identifier(SCHEMA, SLICES_TABLE)),
+                    (feed, customer_id, day),
+                ).fetchone()
+            except psycopg.errors.UndefinedTable:  # nothing loaded into this database yet
+                return None
+        if row is None:
+            return None
+        return LoadedSlice(run_id=row[0], rows=int(row[1]), path=self.describe(feed, customer_id, day))
+
+    def read_slice(self, query_name: str, customer_id: str, day: date) -> pa.Table:
+        """The rows of one partition's slice: the feed's columns and ``run_id`` (``NOT_FOUND``
+        when the feed's table does not exist)."""
+        feed = _feed_name(query_name)
+        with self._connect() as conn:
+            try:
+                cur = conn.execute(
+                    sql.SQL("SELECT * FROM {} WHERE {} = %s AND {} = %s").format(
+                        sql.Identifier(SCHEMA, feed), sql.Identifier(CUSTOMER_COLUMN), sql.Identifier(DATE_COLUMN)
+                    ),
+                    (customer_id, day),
+                )
+            except psycopg.errors.UndefinedTable:
+                raise not_found(f"the warehouse has no table {SCHEMA}.{feed}") from None
+            description = [(d.name, d.type_code) for d in cur.description]
+            rows = cur.fetchall()
+        keep = [i for i, (name, _) in enumerate(description) if name not in (CUSTOMER_COLUMN, DATE_COLUMN)]
+        arrays, fields = [], []
+        for i in keep:
+            name, oid = description[i]
+            values = [row[i] for row in rows]
+            array = pa.array(values, type=_OID_TO_ARROW.get(oid))
+            arrays.append(array)
+            fields.append(pa.field(name, array.type))
+        return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
