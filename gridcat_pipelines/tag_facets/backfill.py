@@ -1,13 +1,14 @@
 """Backfill jobs: keyset batches over ``partition_state``'s primary key, one short transaction
 each, checkpointed in the job row.
 
-Each batch transaction locks the job row, reads the checkpoint (the last key done), picks the
-next keys after it (at most ``batch_size``; fewer when batches take longer than
-``TARGET_BATCH_SECONDS``, so a concurrent writer never waits long on a row lock) that the mode selects, updates those rows' column from their
-tags, and writes the new checkpoint and counters, then commits: the work and its checkpoint
-commit together. A run killed at any point (an exception, SIGKILL) leaves the job ``RUNNING``
-with the checkpoint of the last committed batch; running the job again resumes there, so the
-counts come out exact. Two runners of the same job cannot double-count: each batch reads the
+Each batch transaction locks the job row, reads the checkpoint (the last key done), takes
+the next range of primary keys after it (at most ``batch_size`` keys; fewer while a batch
+UPDATE takes longer than ``TARGET_BATCH_SECONDS``, so a concurrent writer never waits long on a
+row lock), updates the rows of that range the mode selects from their tags, and writes the new
+checkpoint and counters, then commits: the work and its checkpoint commit together. A run
+killed at any point (an exception, SIGKILL) leaves the job ``RUNNING`` with the checkpoint
+of the last committed batch; running the job again resumes there, so the counts come out
+exact. Two runners of the same job cannot double-count: each batch reads the
 checkpoint under the job-row lock.
 
 Modes: ``FULL`` visits every row and sets ``column = tags[key]`` (NULL where the tag is
@@ -49,8 +50,8 @@ from gridcat_pipelines.tag_facets.tables import (
 from gridcat_pipelines.tag_facets.views import job_json
 
 MAX_CONSECUTIVE_FAILURES = 8
-TARGET_BATCH_SECONDS = 0.08  # batches shrink below batch_size to keep row locks this short
-MIN_BATCH = 100
+TARGET_BATCH_SECONDS = 0.1  # a batch UPDATE longer than this makes the next batch smaller
+MIN_BATCH = 500
 Progress = Callable[[dict[str, Any]], None]
 
 
@@ -101,6 +102,7 @@ class BackfillRunner:
         self.clock = clock
         self.progress = progress
         self.limit: int | None = None  # the adaptive batch size, at most the job's batch_size
+        self._update_seconds = 0.0
 
     def run(self) -> dict[str, Any]:
         """Start (or resume) the job and run batches until it succeeds or fails; the final job JSON."""
@@ -109,9 +111,8 @@ class BackfillRunner:
             failures = 0
             while True:
                 try:
-                    started = time.perf_counter()
                     row = self._transaction(self._batch)
-                    self._adapt(row.batch_size, time.perf_counter() - started)
+                    self._adapt(row.batch_size, self._update_seconds)
                     failures = 0
                 except _Stop:
                     raise
@@ -131,8 +132,10 @@ class BackfillRunner:
             return job_json(final)
 
     def _adapt(self, batch_size: int, seconds: float) -> None:
-        """Shrink the next batch when one took longer than ``TARGET_BATCH_SECONDS`` (a writer
-        waiting on one of its rows waits at most about that long); grow it back when fast."""
+        """Shrink the next batch when its UPDATE took longer than ``TARGET_BATCH_SECONDS`` (a
+        writer waiting on one of its rows waits about that long plus the commit); grow it back
+        when fast. Only the UPDATE is timed: the commit's fixed cost does not shrink with the
+        batch, so counting it would shrink batches to nothing on a slow disk."""
         limit = self.limit or batch_size
         if seconds > TARGET_BATCH_SECONDS:
             limit = int(limit * TARGET_BATCH_SECONDS / seconds * 0.9)
@@ -226,7 +229,9 @@ class BackfillRunner:
             .where(*after, _pk(table) <= _key_literal(table, last), *predicate, table.c[column].is_distinct_from(tag))
             .values({column: tag})
         )
+        started = time.perf_counter()
         changed = max(conn.execute(update).rowcount, 0)
+        self._update_seconds = time.perf_counter() - started
         # FULL visits every row of the range; MISSING_ONLY only the rows its predicate selects,
         # all of which it changes (column NULL, tag present), so they are exactly ``changed``.
         visited = len(keys) if job.mode == "FULL" else changed
