@@ -25,7 +25,6 @@ from gridcat_pipelines.cli.output import print_json
 from gridcat_pipelines.cli.state_commands import parse_int
 from gridcat_pipelines.config import Settings
 from gridcat_pipelines.errors import invalid_argument
-from gridcat_pipelines.feeds.loader import load_pipeline_config
 from gridcat_pipelines.ingest import partition_key as state_key
 from gridcat_pipelines.state import StateStore
 
@@ -131,6 +130,7 @@ def _progress(message: str) -> None:
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     """Run the demo and print its summary."""
+    from gridcat_pipelines.defs.ingestion.resources import cached_pipeline_config
     from gridcat_pipelines.defs.instance import ensure_instance
     from gridcat_pipelines.defs.local_runs import ensure_customer_partitions
     from gridcat_pipelines.definitions import build_defs
@@ -139,7 +139,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from gridcat_pipelines.warehouse.status import warehouse_status
 
     n_customers, n_days, fault_rate, seed, workers = _parse_args(args)
-    config = load_pipeline_config(settings.feeds_path, settings.customers_path)
+    config = cached_pipeline_config(settings.feeds_path, settings.customers_path)
     if n_customers > len(config.customers):
         raise invalid_argument(
             f"--customers {n_customers}: {settings.customers_path} configures {len(config.customers)}"
