@@ -195,6 +195,12 @@ def test_pull_gate_load_end_to_end_and_held_slice(env):
     assert loaded.run_id == state.current_run_id and loaded.rows == state.record_count
     rows = warehouse.read_slice("campaign", CUSTOMER, DAY)
     assert set(rows.column("run_id").to_pylist()) <= {state.current_run_id}
+    for check in ("loaded_run_is_authoritative", "row_count_matches_state"):
+        records = instance.event_log_storage.get_asset_check_execution_history(
+            dg.AssetCheckKey(warehouse_key("campaign"), check), limit=5
+        )
+        assert records and records[0].status.value == "SUCCEEDED", check
+        assert records[0].partition == str(partition_key(CUSTOMER, DAY))
 
     # a later failed run: the last good slice stays (held)
     store.record_result(_bad(_key(), new_run_id()))

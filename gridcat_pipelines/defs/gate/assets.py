@@ -41,18 +41,39 @@ def build_warehouse_asset(feed: FeedConfig, partitions_def: dg.PartitionsDefinit
     """The loader of one feed: replaces the partition's slice with the authoritative run."""
     key = warehouse_key(feed.name)
 
-    @dg.asset(
-        key=key,
-        deps=[validated_key(feed.name)],
+    @dg.multi_asset(
+        name=f"load_{feed.name}",
+        specs=[
+            dg.AssetSpec(
+                key,
+                deps=[validated_key(feed.name)],
+                partitions_def=partitions_def,
+                group_name=WAREHOUSE_GROUP,
+                kinds={"parquet"},
+                skippable=True,
+                description=(
+                    f"`{feed.name}` in the warehouse: exactly the authoritative success run of each "
+                    "partition, every row tagged with its run_id. Launched by the gate sensor."
+                ),
+            )
+        ],
+        check_specs=[
+            dg.AssetCheckSpec(
+                "loaded_run_is_authoritative",
+                asset=key,
+                partitions_def=partitions_def,
+                description="The slice holds the partition's authoritative run.",
+            ),
+            dg.AssetCheckSpec(
+                "row_count_matches_state",
+                asset=key,
+                partitions_def=partitions_def,
+                description="The slice has as many rows as the state's record_count.",
+            ),
+        ],
         partitions_def=partitions_def,
-        group_name=WAREHOUSE_GROUP,
-        kinds={"parquet"},
-        output_required=False,
+        can_subset=True,
         pool=WAREHOUSE_POOL,
-        description=(
-            f"`{feed.name}` in the warehouse: exactly the authoritative success run of each "
-            "partition, every row tagged with its run_id. Launched by the gate sensor."
-        ),
     )
     def warehouse_asset(
         context: dg.AssetExecutionContext,
@@ -72,11 +93,25 @@ def build_warehouse_asset(feed: FeedConfig, partitions_def: dg.PartitionsDefinit
             return
         context.log.info(outcome.message)
         yield dg.MaterializeResult(
+            asset_key=key,
             metadata={
                 "run_id": outcome.run_id,
                 "rows": outcome.slice.rows,
                 "path": dg.MetadataValue.path(outcome.slice.path),
-            }
+            },
+        )
+        state = store.get(partition)  # read again: a newer run may have won while loading
+        yield dg.AssetCheckResult(
+            asset_key=key,
+            check_name="loaded_run_is_authoritative",
+            passed=state.status == "success" and state.current_run_id == outcome.run_id,
+            metadata={"loaded_run_id": outcome.run_id, "authoritative_run_id": state.current_run_id or ""},
+        )
+        yield dg.AssetCheckResult(
+            asset_key=key,
+            check_name="row_count_matches_state",
+            passed=state.record_count == outcome.slice.rows,
+            metadata={"loaded_rows": outcome.slice.rows, "record_count": state.record_count},
         )
 
     return warehouse_asset
