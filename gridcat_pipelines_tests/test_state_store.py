@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import sqlalchemy as sa
 
 from gridcat_pipelines.errors import FAILED_PRECONDITION, INVALID_ARGUMENT, NOT_FOUND, GridcatError
 from gridcat_pipelines.run_ids import new_run_id

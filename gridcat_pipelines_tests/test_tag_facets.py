@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import sqlalchemy as sa
 
 from gridcat_pipelines.errors import GridcatError
 from gridcat_pipelines.state import StateFilter

@@ -120,7 +120,7 @@ class BackfillRunner:
                     if not _is_transient(exc):
                         raise
                     failures += 1
-                    self._transaction(lambda c: self._count_failure(c, exc, failures))
+                    self._transaction(lambda c, exc=exc: self._count_failure(c, exc, failures))
                     time.sleep(random.uniform(0.01, 0.05) * failures)
                     continue
                 if self.progress is not None:
