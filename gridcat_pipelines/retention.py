@@ -21,6 +21,7 @@ from gridcat_pipelines.leases.store import LeaseStore
 from gridcat_pipelines.raw_sink.sink import RawSink
 from gridcat_pipelines.run_ids import run_id_created_at
 from gridcat_pipelines.state import StateStore
+from gridcat_pipelines.timestamps import iso_utc
 
 BATCH = 500
 
@@ -91,7 +92,7 @@ def apply_retention(
                     "run_id": run.run_id,
                     "path": run.uri,
                     **run.key.to_json(),
-                    "created_at": run_id_created_at(run.run_id).isoformat().replace("+00:00", "Z"),
+                    "created_at": iso_utc(run_id_created_at(run.run_id)),
                     "complete": run.complete,
                 })
         if progress:

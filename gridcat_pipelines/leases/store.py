@@ -20,14 +20,11 @@ from gridcat_pipelines.leases.tables import run_lease, run_lease_pin
 from gridcat_pipelines.state import PartitionKey, StateStore
 from gridcat_pipelines.state.db import write_connection
 from gridcat_pipelines.state.tables import KEY_COLUMNS
+from gridcat_pipelines.timestamps import iso_utc
 
 ACTIVE, ENDED_COMMIT, ENDED_ABORT, EXPIRED = "ACTIVE", "ENDED_COMMIT", "ENDED_ABORT", "EXPIRED"
 DEFAULT_TTL_SECONDS = 300
 MAX_TTL_SECONDS = 7 * 24 * 3600
-
-
-def _iso(ts: datetime | None) -> str | None:
-    return None if ts is None else ts.isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -52,10 +49,10 @@ class Lease:
         return {
             "lease_id": self.lease_id,
             "run_ids": self.run_ids,
-            "expires_at": _iso(self.expires_at),
+            "expires_at": iso_utc(self.expires_at),
             "status": self.status,
-            "created_at": _iso(self.created_at),
-            "ended_at": _iso(self.ended_at),
+            "created_at": iso_utc(self.created_at),
+            "ended_at": iso_utc(self.ended_at),
             "holder": self.holder,
             "pins": [{**k.to_json(), "run_id": r} for k, r in sorted(self.pins.items())],
         }

@@ -10,6 +10,7 @@ from typing import Any
 
 from gridcat_pipelines.errors import invalid_argument
 from gridcat_pipelines.run_ids import parse_run_id
+from gridcat_pipelines.timestamps import iso_utc
 from gridcat_pipelines.state.keys import (
     STATUSES,
     PartitionKey,
@@ -25,10 +26,6 @@ OUTCOME_APPLIED = "applied"
 OUTCOME_SUPERSEDED = "superseded"
 OUTCOME_REPLAYED = "replayed"
 OUTCOME_REPOINTED = "repointed"  # history only: an operator moved the authoritative run
-
-
-def _iso(ts: datetime | None) -> str | None:
-    return None if ts is None else ts.isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -64,7 +61,7 @@ class PartitionState:
             "current_run_id": self.current_run_id,
             "schema_version": self.schema_version,
             "record_count": self.record_count,
-            "updated_at": _iso(self.updated_at),
+            "updated_at": iso_utc(self.updated_at),
             "error_message": self.error_message,
             "attempt_count": self.attempt_count,
             "version": self.version,
@@ -249,7 +246,7 @@ class HistoryEntry:
             "tags": self.tags,
             "state_version": self.state_version,
             "change_seq": self.change_seq,
-            "recorded_at": _iso(self.recorded_at),
+            "recorded_at": iso_utc(self.recorded_at),
             "idempotency_key": self.idempotency_key,
         }
 
@@ -277,7 +274,7 @@ class StateChange:
             "run_id": self.run_id,
             "version": self.version,
             "record_count": self.record_count,
-            "changed_at": _iso(self.changed_at),
+            "changed_at": iso_utc(self.changed_at),
         }
 
 

@@ -57,7 +57,8 @@ from gridcat_pipelines.tag_facets.tables import (
     state_table_with,
     tag_facet,
 )
-from gridcat_pipelines.tag_facets.views import facet_json, iso, job_json
+from gridcat_pipelines.tag_facets.views import facet_json, job_json
+from gridcat_pipelines.timestamps import iso_utc
 
 DEFAULT_BATCH_SIZE = 10_000
 MAX_BATCH_SIZE = 100_000
@@ -240,7 +241,7 @@ class FacetService:
         def work(conn: Connection) -> list[dict[str, Any]]:
             facet = self._facet_row(conn, fid)
             if facet.status == DISABLED:
-                raise failed_precondition(f"facet {fid} is already disabled", {"disabled_at": iso(facet.disabled_at)})
+                raise failed_precondition(f"facet {fid} is already disabled", {"disabled_at": iso_utc(facet.disabled_at)})
             now = self.clock()
             conn.execute(
                 tag_facet.update().where(tag_facet.c.facet_id == fid).values(

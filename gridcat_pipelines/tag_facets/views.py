@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-
-def iso(ts: datetime | None) -> str | None:
-    """A UTC timestamp as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (None stays None)."""
-    return None if ts is None else ts.isoformat().replace("+00:00", "Z")
+from gridcat_pipelines.timestamps import iso_utc
 
 
 def facet_json(row: Any) -> dict[str, Any]:
@@ -22,12 +18,12 @@ def facet_json(row: Any) -> dict[str, Any]:
         "create_index": bool(row.create_index),
         "error": row.error,
         "reason": row.reason,
-        "promotion_started_at": iso(row.promotion_started_at),
-        "last_refresh_started_at": iso(row.last_refresh_started_at),
-        "last_refresh_succeeded_at": iso(row.last_refresh_succeeded_at),
-        "disabled_at": iso(row.disabled_at),
-        "created_at": iso(row.created_at),
-        "updated_at": iso(row.updated_at),
+        "promotion_started_at": iso_utc(row.promotion_started_at),
+        "last_refresh_started_at": iso_utc(row.last_refresh_started_at),
+        "last_refresh_succeeded_at": iso_utc(row.last_refresh_succeeded_at),
+        "disabled_at": iso_utc(row.disabled_at),
+        "created_at": iso_utc(row.created_at),
+        "updated_at": iso_utc(row.updated_at),
     }
 
 
@@ -58,9 +54,9 @@ def job_json(row: Any) -> dict[str, Any]:
         "failures": row.failures,
         "batches": row.batches,
         "error": row.error,
-        "created_at": iso(row.created_at),
-        "started_at": iso(row.started_at),
-        "updated_at": iso(row.updated_at),
-        "finished_at": iso(row.finished_at),
+        "created_at": iso_utc(row.created_at),
+        "started_at": iso_utc(row.started_at),
+        "updated_at": iso_utc(row.updated_at),
+        "finished_at": iso_utc(row.finished_at),
         "eta_seconds": eta_seconds(row),
     }
