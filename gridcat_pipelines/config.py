@@ -6,13 +6,15 @@
 ``GRIDCAT_FEEDS_CONFIG`` / ``GRIDCAT_CUSTOMERS_CONFIG`` override ``config/google_apis.yaml`` /
 ``config/customers.yaml``. ``GRIDCAT_WAREHOUSE_URL`` (a PostgreSQL URL) loads the warehouse into
 that database instead of the Parquet dataset under ``$GRIDCAT_HOME/warehouse``.
+``GRIDCAT_API_ADMIN_TOKENS`` / ``GRIDCAT_API_READ_TOKENS`` (comma-separated) are the bearer tokens
+``gridcat serve`` accepts.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -27,6 +29,8 @@ class Settings:
     feeds_path: Path = REPO_ROOT / "config" / "google_apis.yaml"
     customers_path: Path = REPO_ROOT / "config" / "customers.yaml"
     warehouse_url: str = ""  # a PostgreSQL URL puts the warehouse there instead of Parquet files
+    api_admin_tokens: str = field(default="", repr=False)  # comma-separated; never printed
+    api_read_tokens: str = field(default="", repr=False)
 
     @property
     def raw_root(self) -> Path:
@@ -54,4 +58,6 @@ class Settings:
             feeds_path=Path(feeds).expanduser().resolve(),
             customers_path=Path(customers).expanduser().resolve(),
             warehouse_url=env.get("GRIDCAT_WAREHOUSE_URL") or "",
+            api_admin_tokens=env.get("GRIDCAT_API_ADMIN_TOKENS") or "",
+            api_read_tokens=env.get("GRIDCAT_API_READ_TOKENS") or "",
         )

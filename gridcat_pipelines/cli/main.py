@@ -11,7 +11,7 @@ import sys
 
 from gridcat_pipelines.cli import db_commands, demo_command, lease_commands, pipeline_commands, state_commands
 from gridcat_pipelines.cli import facet_commands
-from gridcat_pipelines.cli import catalog_commands
+from gridcat_pipelines.cli import catalog_commands, serve_command
 from gridcat_pipelines.cli.output import print_error
 from gridcat_pipelines.config import Settings
 from gridcat_pipelines.errors import INTERNAL, UNAVAILABLE, GridcatError
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     pipeline_commands.register(commands)
     lease_commands.register(commands)
     demo_command.register(commands)
+    serve_command.register(commands)
     return parser
 
 

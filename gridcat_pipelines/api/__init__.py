@@ -1,0 +1,7 @@
+"""gridcat's HTTP API (``gridcat serve``): seed 000's services as Connect unary JSON RPCs,
+seed 003's REST paths, ``/healthz`` and ``/openapi.json``.
+
+A thin layer over the services the CLI uses (``StateStore``, ``FacetService``, the facet type
+catalog): requests are checked against the JSON Schemas the OpenAPI document publishes, then
+handed to the same functions; no business rule lives here. No Dagster imports.
+"""

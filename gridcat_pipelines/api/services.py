@@ -1,0 +1,59 @@
+"""The services one API process serves, over one engine: the same objects the CLI uses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from gridcat_pipelines.api.idempotency import IdempotencyStore
+from gridcat_pipelines.facet_types.catalog import FacetTypeCatalog
+from gridcat_pipelines.facet_types.db_repository import DbEntityRepository, DbFacetTypeRepository
+from gridcat_pipelines.facet_types.entities import CatalogEntities
+from gridcat_pipelines.state import migrations
+from gridcat_pipelines.state.store import StateStore
+from gridcat_pipelines.tag_facets.service import FacetService
+
+ACTOR = "api"
+
+
+@dataclass
+class ApiServices:
+    """State store, tag facets, facet type catalog and entities, and the idempotency records."""
+
+    store: StateStore
+    facets: FacetService
+    catalog: FacetTypeCatalog
+    entities: CatalogEntities
+    idempotency: IdempotencyStore
+
+    @classmethod
+    def open(cls, db_url: str, *, upgrade: bool = False) -> "ApiServices":
+        """Everything over the database at ``db_url`` (``FAILED_PRECONDITION`` when its schema
+        is behind, unless ``upgrade``); platform facet types are stored if missing."""
+        store = StateStore.open(db_url, upgrade=upgrade)
+        try:
+            migrations.check_schema(store.engine)
+            catalog = FacetTypeCatalog(DbFacetTypeRepository(store.engine), actor=ACTOR)
+            catalog.ensure_platform_types()
+        except BaseException:
+            store.close()
+            raise
+        return cls(
+            store=store,
+            facets=FacetService(store),
+            catalog=catalog,
+            entities=CatalogEntities(catalog, DbEntityRepository(store.engine), actor=ACTOR),
+            idempotency=IdempotencyStore(store.engine),
+        )
+
+    def health(self) -> dict[str, Any]:
+        """``{"status": "ok", "database", "schema_version"}``; raises when the database is down."""
+        with self.store.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        return {"status": "ok", "database": self.store.dialect, "schema_version": migrations.current_version(self.store.engine)}
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.store.close()

@@ -1,0 +1,41 @@
+"""``gridcat serve [--host 127.0.0.1] [--port 8787] [--no-auth]``: the HTTP API.
+
+Bearer tokens come from ``GRIDCAT_API_ADMIN_TOKENS`` / ``GRIDCAT_API_READ_TOKENS``; with none
+configured the command exits 1 at once unless ``--no-auth`` is given. The database is the
+CLI's (``GRIDCAT_DB_URL``, default SQLite under ``GRIDCAT_HOME``); run ``gridcat db upgrade``
+first. SIGTERM drains requests in flight and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from gridcat_pipelines.cli.state_commands import parse_int
+from gridcat_pipelines.config import Settings
+from gridcat_pipelines.errors import invalid_argument
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add the ``serve`` command."""
+    p = commands.add_parser(
+        "serve",
+        help="serve the HTTP API (Connect RPCs for states and tag facets, seed 003 REST, /healthz, /openapi.json)",
+        description=__doc__.split("\n\n", 1)[1],
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", default="8787", help="port (default 8787)")
+    p.add_argument("--no-auth", action="store_true", help="serve without tokens (every caller is admin)")
+    p.add_argument("--log-level", default="info", help="debug, info, warning or error (default info)")
+    p.set_defaults(handler=cmd_serve)
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    """Serve until SIGTERM."""
+    from gridcat_pipelines.api.server import serve
+
+    port = parse_int(args.port, "port")
+    if port is None or not 0 < port < 65536:
+        raise invalid_argument(f"port {args.port!r} must be from 1 to 65535")
+    if args.log_level not in ("debug", "info", "warning", "error"):
+        raise invalid_argument(f"log level {args.log_level!r} must be debug, info, warning or error")
+    return serve(settings, args.host, port, no_auth=args.no_auth, log_level=args.log_level)

@@ -1,0 +1,185 @@
+"""``gridcat serve`` as a process: refusing to start without tokens, draining on SIGTERM, the
+OpenAPI document staying in step with the code, and the idempotency records on both dialects."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from gridcat_pipelines.api import openapi
+from gridcat_pipelines.api.errors import HttpError
+from gridcat_pipelines.api.idempotency import IdempotencyStore
+from gridcat_pipelines.errors import GridcatError
+from gridcat_pipelines.state.db import create_state_engine
+from gridcat_pipelines_tests.api_helpers import ADMIN, REPO, ApiServer
+
+
+def test_checked_in_openapi_matches_the_code():
+    checked_in = (REPO / "docs" / "openapi.json").read_text()
+    assert checked_in == openapi.render(), (
+        "docs/openapi.json is stale: run .venv/bin/python -m gridcat_pipelines.api.openapi --write docs/openapi.json"
+    )
+
+
+def test_every_route_is_documented_with_its_request_and_response():
+    doc = json.loads(openapi.render())
+    schemas = doc["components"]["schemas"]
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            ok = next(code for code in op["responses"] if code != "default")
+            ref = op["responses"][ok]["content"]["application/json"]["schema"].get("$ref", "")
+            assert not ref or ref.rsplit("/", 1)[1] in schemas, (method, path)
+            if "requestBody" in op:
+                name = op["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+                assert schemas[name]["type"] == "object", (method, path)
+
+
+def _serve(tmp_path, sqlite_url, *args, **env):
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDCAT_API_")}
+    full_env.update(GRIDCAT_DB_URL=sqlite_url, GRIDCAT_HOME=str(tmp_path), **env)
+    return subprocess.run(
+        [sys.executable, "-m", "gridcat_pipelines.cli.main", "serve", *args],
+        env=full_env, capture_output=True, text=True, timeout=60, cwd=REPO,
+    )
+
+
+def test_serve_refuses_to_start_without_tokens(tmp_path, sqlite_url):
+    started = time.monotonic()
+    result = _serve(tmp_path, sqlite_url, "--port", "18999")
+    assert result.returncode == 1
+    error = json.loads(result.stderr.strip().splitlines()[-1])
+    assert error["code"] == "FAILED_PRECONDITION" and "--no-auth" in error["message"]
+    assert time.monotonic() - started < 30
+
+
+@pytest.mark.parametrize("args", [("--port", "0"), ("--port", "http"), ("--log-level", "loud")])
+def test_serve_rejects_bad_options(tmp_path, sqlite_url, args):
+    result = _serve(tmp_path, sqlite_url, *args, "--no-auth")
+    assert result.returncode == 1
+    assert json.loads(result.stderr.strip().splitlines()[-1])["code"] == "INVALID_ARGUMENT"
+
+
+def test_serve_says_when_the_schema_is_behind(tmp_path):
+    result = _serve(tmp_path, f"sqlite:///{tmp_path / 'empty.db'}", "--no-auth", GRIDCAT_API_ADMIN_TOKENS="a")
+    assert result.returncode == 1
+    error = json.loads(result.stderr.strip().splitlines()[-1])
+    assert error["code"] == "FAILED_PRECONDITION" and "gridcat db upgrade" in error["message"]
+
+
+def test_no_auth_serves_every_method_without_a_token(tmp_path, sqlite_url):
+    srv = ApiServer(sqlite_url, tmp_path, no_auth=True, env={"GRIDCAT_API_ADMIN_TOKENS": "", "GRIDCAT_API_READ_TOKENS": ""}).start()
+    try:
+        reply = srv.client(None).rpc("StateFacetService", "ListFacets")
+        assert reply.status == 200 and reply.body == {"facets": []}
+    finally:
+        assert srv.stop() == 0
+
+
+def test_sigterm_drains_a_request_in_flight(tmp_path, sqlite_url):
+    """A request whose body is still arriving when SIGTERM lands is answered; then exit 0."""
+    srv = ApiServer(sqlite_url, tmp_path).start()
+    body = json.dumps({"customer_id": "1", "query_name": "campaign", "logical_date": "2026-11-01"}).encode()
+    sock = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+    try:
+        head = (
+            f"POST /gridapi.v1.StateService/GetState HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        sock.sendall(head + body[:10])
+        time.sleep(0.5)
+        started = time.monotonic()
+        srv.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        sock.sendall(body[10:])
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+        assert b'"status":"pending"' in answer
+        srv.proc.wait(timeout=10)
+        assert srv.proc.returncode == 0, srv.log()
+        assert time.monotonic() - started < 10
+    finally:
+        sock.close()
+        srv.stop()
+
+
+def test_sigterm_with_idle_keepalive_connections_exits_at_once(tmp_path, sqlite_url):
+    srv = ApiServer(sqlite_url, tmp_path).start()
+    clients = [srv.client() for _ in range(4)]
+    for c in clients:
+        assert c.rpc("StateFacetService", "ListFacets").status == 200
+    started = time.monotonic()
+    assert srv.stop() == 0, srv.log()
+    assert time.monotonic() - started < 6
+
+
+# ------------------------------------------------------------- idempotency records
+
+
+class Clock:
+    def __init__(self):
+        self.now = datetime(2026, 11, 1, tzinfo=timezone.utc)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def idem(db_url):
+    engine = create_state_engine(db_url)
+    clock = Clock()
+    yield IdempotencyStore(engine, clock=clock, in_flight_timeout=timedelta(seconds=60)), clock
+    engine.dispose()
+
+
+def test_claim_replay_conflict_and_in_flight(idem):
+    store, clock = idem
+    assert store.claim("p", "k", "h1") is None
+    with pytest.raises(GridcatError) as in_flight:
+        store.claim("p", "k", "h1")
+    assert in_flight.value.code == "ABORTED"
+    with pytest.raises(HttpError) as other:
+        store.claim("p", "k", "h2")
+    assert other.value.status == 422
+    assert store.claim("another-principal", "k", "h2") is None, "keys are scoped to the caller"
+    store.complete("p", "k", 201, b'{"a":1}')
+    replay = store.claim("p", "k", "h1")
+    assert replay is not None and (replay.status, replay.body) == (201, b'{"a":1}')
+
+
+def test_a_stale_in_flight_key_is_taken_over(idem):
+    store, clock = idem
+    assert store.claim("p", "k", "h") is None
+    clock.now += timedelta(seconds=61)
+    assert store.claim("p", "k", "h") is None, "its server died: the next request runs"
+    with pytest.raises(GridcatError):
+        store.claim("p", "k", "h")
+
+
+def test_a_server_error_is_not_kept(idem):
+    store, _ = idem
+    assert store.claim("p", "k", "h") is None
+    store.complete("p", "k", 503, b"{}")
+    assert store.claim("p", "k", "h") is None, "a retry after a 5xx runs again"
+
+
+def test_old_records_are_deleted(idem):
+    store, clock = idem
+    assert store.claim("p", "old", "h") is None
+    store.complete("p", "old", 200, b"{}")
+    clock.now += timedelta(days=2)
+    store._claims = 0  # the next claim sweeps
+    assert store.claim("p", "new", "h") is None
+    assert store.claim("p", "old", "h") is None, "the day-old record was swept"
