@@ -183,3 +183,30 @@ def test_old_records_are_deleted(idem):
     store._claims = 0  # the next claim sweeps
     assert store.claim("p", "new", "h") is None
     assert store.claim("p", "old", "h") is None, "the day-old record was swept"
+
+
+# ------------------------------------------------------- the request validator's fast path
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from jsonschema import Draft202012Validator  # noqa: E402
+
+from gridcat_pipelines.api import messages  # noqa: E402
+from gridcat_pipelines.api.schemas import REQUESTS  # noqa: E402
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**65), 2**65) | st.floats(allow_nan=False) | st.text(max_size=12)
+    | st.sampled_from(["1234567890", "2026-11-01", "campaign", "success", "FULL", "EQ", "env", "123-456"]),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=st.sampled_from(sorted(REQUESTS)), data=st.data())
+def test_fast_path_never_accepts_what_jsonschema_rejects(name, data):
+    schema = REQUESTS[name]
+    fields = sorted(schema.get("properties", {}))
+    value = data.draw(st.dictionaries(st.sampled_from(fields + ["unknown"]) if fields else st.just("unknown"), _json_values, max_size=6))
+    if messages._plainly_valid(value, schema):
+        assert Draft202012Validator(schema).is_valid(value), (name, value)

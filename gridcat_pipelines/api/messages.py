@@ -114,8 +114,70 @@ def _validator(schema: dict[str, Any]) -> Draft202012Validator:
     return cached[1]
 
 
+_ANNOTATIONS = frozenset({"description", "default", "examples", "format", "title"})
+_TYPES: dict[str, tuple[type, ...]] = {"string": (str,), "boolean": (bool,), "object": (dict,), "null": (type(None),)}
+
+
+def _plainly_valid(value: Any, schema: dict[str, Any]) -> bool:
+    """A fast, conservative check for the flat request messages: ``True`` only when ``value``
+    certainly satisfies ``schema``; ``False`` means "ask the full validator" (which also finds
+    the error message). Keywords it does not know always defer."""
+    for keyword, rule in schema.items():
+        if keyword in _ANNOTATIONS:
+            continue
+        if keyword == "type":
+            types = rule if isinstance(rule, list) else [rule]
+            if not any(_is_type(value, t) for t in types):
+                return False
+        elif keyword == "pattern":
+            if isinstance(value, str) and _pattern(rule).search(value) is None:
+                return False
+        elif keyword == "maxLength":
+            if isinstance(value, str) and len(value) > rule:
+                return False
+        elif keyword == "enum":
+            if not any(value == e and type(value) is type(e) for e in rule):
+                return False
+        elif keyword in ("minimum", "maximum"):
+            if isinstance(value, int) and not isinstance(value, bool):
+                if value < rule if keyword == "minimum" else value > rule:
+                    return False
+        elif keyword == "required":
+            if isinstance(value, dict) and any(name not in value for name in rule):
+                return False
+        elif keyword == "additionalProperties" and rule is False:
+            if isinstance(value, dict) and any(name not in schema.get("properties", {}) for name in value):
+                return False
+        elif keyword == "properties":
+            if isinstance(value, dict) and not all(
+                _plainly_valid(item, rule[name]) for name, item in value.items() if name in rule
+            ):
+                return False
+        else:
+            return False
+    return True
+
+
+def _is_type(value: Any, name: str) -> bool:
+    if name == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, _TYPES.get(name, ()))
+
+
+_PATTERNS: dict[str, re.Pattern[str]] = {}
+
+
+def _pattern(text: str) -> re.Pattern[str]:
+    compiled = _PATTERNS.get(text)
+    if compiled is None:
+        compiled = _PATTERNS[text] = re.compile(text)
+    return compiled
+
+
 def validate(value: Any, schema: dict[str, Any]) -> None:
     """``invalid_argument`` naming the first offending field when ``value`` breaks ``schema``."""
+    if _plainly_valid(value, schema):
+        return
     validator = _validator(schema)
     errors = sorted(validator.iter_errors(value), key=lambda e: (list(e.path), e.message))
     if not errors:

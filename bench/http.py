@@ -1,0 +1,268 @@
+"""Benchmark the HTTP API (``gridcat serve``) on PostgreSQL at 16 concurrent clients.
+
+Creates its own database on ``--pg-url`` (default $GRIDCAT_BENCH_PG_URL, else
+$GRIDCAT_TEST_PG_URL, else postgresql+psycopg://postgres@127.0.0.1:5432/postgres), migrates it,
+fills ``partition_state`` with ``--rows`` states (tags env of 5 values, team of 1000), promotes
+and backfills ``env`` and ``team``, starts ``gridcat serve`` in its own process (access log
+off) and drives it from this process with ``--clients`` keep-alive HTTP/1.1 connections on one
+asyncio loop, for ``--seconds`` per round, ``--rounds`` rounds:
+
+1. ``GetState`` of random existing keys (Connect unary POST);
+2. ``ListStates`` with two facet filters (env, team), page 20.
+
+Baseline, measured in the same run: the same calls to the same services in process
+(``StateStore.get`` / ``StateStore.list_states``) from ``--clients`` threads. Printed:
+requests/s, p50 and p99 per round and their medians, the ratio HTTP / in-process (p50 and
+throughput), any non-200 answer, and the targets (GetState >= 800 requests/s, p99 <= 25 ms)
+as met / NOT met. The database is dropped WITH (FORCE) at the end, even on error.
+
+Run:  .venv/bin/python bench/http.py [--rows 100000] [--clients 16] [--seconds 5] [--rounds 3]
+          [--pg-url URL] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from datetime import date, timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from gridcat_pipelines.state import PartitionKey, StateStore  # noqa: E402
+from gridcat_pipelines.state.db import normalize_url  # noqa: E402
+from gridcat_pipelines.tag_facets.service import FacetService  # noqa: E402
+
+ENVS = ["prod", "staging", "dev", "qa", "sandbox"]
+TOKEN = "bench-admin-token"
+GET_PATH = "/gridapi.v1.StateService/GetState"
+LIST_PATH = "/gridapi.v1.StateService/ListStates"
+
+
+def fill(engine: sa.Engine, rows: int) -> None:
+    """``rows`` states in one INSERT ... SELECT, keys as ``key_for`` builds them."""
+    sql = f"""
+    INSERT INTO partition_state (source, customer_id, query_name, logical_date, status,
+        current_run_id, schema_version, record_count, updated_at, error_message, attempt_count, tags, version)
+    SELECT 'google_ads', (1000000 + (i / 100))::text, 'campaign', DATE '2025-01-01' + (i % 100), 'success',
+           NULL, '1', i % 5000, now(), NULL, 1,
+           jsonb_build_object('env', (ARRAY{ENVS!r})[1 + (h % 5)], 'team', 't' || ((h / 7) % 1000)), 1
+    FROM (SELECT i, abs(hashtext(i::text)) AS h FROM generate_series(0, {rows - 1}) AS g(i)) s
+    """
+    with engine.begin() as conn:
+        conn.execute(sa.text(sql))
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("VACUUM ANALYZE partition_state")
+
+
+def key_for(i: int) -> dict:
+    """The GetState message of the ``i``-th filled state."""
+    day = date(2025, 1, 1) + timedelta(days=i % 100)
+    return {"customer_id": str(1_000_000 + i // 100), "query_name": "campaign", "logical_date": day.isoformat()}
+
+
+def list_message(rng: random.Random) -> dict:
+    """A two-facet-filter ListStates request."""
+    return {"filters": [{"key": "env", "op": "EQ", "value": {"stringValue": rng.choice(ENVS)}},
+                        {"key": "team", "op": "EQ", "value": {"stringValue": f"t{rng.randrange(1000)}"}}],
+            "page_size": 20}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(url: str, home: Path) -> tuple[subprocess.Popen, int]:
+    """``gridcat serve`` on a free port, once ``/healthz`` answers."""
+    port = free_port()
+    env = {**os.environ, "GRIDCAT_DB_URL": url, "GRIDCAT_HOME": str(home), "GRIDCAT_API_ADMIN_TOKENS": TOKEN}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gridcat_pipelines.cli.main", "serve", "--port", str(port), "--log-level", "warning"],
+        env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"gridcat serve exited: {proc.stderr.read().decode()[-2000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                if s.recv(64).startswith(b"HTTP/1.1 200"):
+                    return proc, port
+        except OSError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("gridcat serve did not become healthy")
+
+
+async def _client(port: int, path: str, bodies, deadline: float, latencies: list, statuses: Counter) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    head = (f"POST {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {TOKEN}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: ").encode()
+    try:
+        while time.perf_counter() < deadline:
+            body = next(bodies)
+            started = time.perf_counter()
+            writer.write(head + str(len(body)).encode() + b"\r\n\r\n" + body)
+            header = await reader.readuntil(b"\r\n\r\n")
+            length = int(next(line.split(b":", 1)[1] for line in header.split(b"\r\n")
+                              if line.lower().startswith(b"content-length:")))
+            await reader.readexactly(length)
+            latencies.append(time.perf_counter() - started)
+            statuses[int(header[9:12])] += 1
+    finally:
+        writer.close()
+
+
+def http_round(port: int, path: str, make_body, clients: int, seconds: float) -> dict:
+    """One timed round of ``clients`` connections; requests/s, p50/p99 ms, statuses."""
+    latencies: list[float] = []
+    statuses: Counter = Counter()
+
+    def bodies(seed: int):
+        rng = random.Random(seed)
+        while True:
+            yield json.dumps(make_body(rng)).encode()
+
+    async def run() -> float:
+        deadline = time.perf_counter() + seconds
+        started = time.perf_counter()
+        await asyncio.gather(*[_client(port, path, bodies(n), deadline, latencies, statuses) for n in range(clients)])
+        return time.perf_counter() - started
+
+    elapsed = asyncio.run(run())
+    return summarize(latencies, elapsed, statuses)
+
+
+def inproc_round(call, make_arg, clients: int, seconds: float) -> dict:
+    """The same service calls in this process from ``clients`` threads."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+    deadline = time.perf_counter() + seconds
+
+    def worker(seed: int) -> None:
+        rng = random.Random(seed)
+        mine = []
+        while time.perf_counter() < deadline:
+            arg = make_arg(rng)
+            t = time.perf_counter()
+            call(arg)
+            mine.append(time.perf_counter() - t)
+        with lock:
+            latencies.extend(mine)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return summarize(latencies, time.perf_counter() - started, Counter({200: len(latencies)}))
+
+
+def summarize(latencies: list[float], elapsed: float, statuses: Counter) -> dict:
+    ordered = sorted(latencies)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000  # noqa: E731
+    return {"requests": len(ordered), "rps": len(ordered) / elapsed, "p50_ms": pick(0.50), "p99_ms": pick(0.99),
+            "non_200": sum(n for s, n in statuses.items() if s != 200)}
+
+
+def median_of(rounds: list[dict], field: str) -> float:
+    return statistics.median(r[field] for r in rounds)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
+    parser.add_argument("--pg-url", default=os.environ.get("GRIDCAT_BENCH_PG_URL") or os.environ.get("GRIDCAT_TEST_PG_URL")
+                        or "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    args = parser.parse_args()
+    admin_url = sa.engine.make_url(normalize_url(args.pg_url))
+    name = f"gridcat_bench_http_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    store = proc = None
+    try:
+        url = admin_url.set(database=name).render_as_string(hide_password=False)
+        store = StateStore.open(url, upgrade=True)
+        fill(store.engine, args.rows)
+        facets = FacetService(store)
+        for key in ("env", "team"):
+            facets.run_backfill(facets.promote(key)["job_id"])
+        print(f"{args.rows:,} states, facets env and team ENABLED; {args.clients} clients, "
+              f"{args.rounds} rounds of {args.seconds:.0f} s; CPUs: {os.cpu_count()}")
+        home = Path(os.environ.get("TMPDIR", "/tmp")) / name
+        proc, port = start_server(url, home)
+
+        get_body = lambda rng: key_for(rng.randrange(args.rows))  # noqa: E731
+        http_round(port, GET_PATH, get_body, args.clients, 1.0)  # warm-up
+        http_round(port, LIST_PATH, list_message, args.clients, 1.0)
+
+        def get_call(msg: dict) -> None:
+            store.get(PartitionKey.parse(msg["customer_id"], msg["query_name"], msg["logical_date"]))
+
+        def list_call(msg: dict) -> None:
+            store.list_states(filters=msg["filters"], page_size=20)
+
+        results: dict[str, dict[str, list[dict]]] = {"GetState": {"http": [], "inproc": []},
+                                                      "ListStates(2 facet filters)": {"http": [], "inproc": []}}
+        for _ in range(args.rounds):  # alternate HTTP and in-process within each round
+            results["GetState"]["http"].append(http_round(port, GET_PATH, get_body, args.clients, args.seconds))
+            results["GetState"]["inproc"].append(inproc_round(get_call, get_body, args.clients, args.seconds))
+            results["ListStates(2 facet filters)"]["http"].append(http_round(port, LIST_PATH, list_message, args.clients, args.seconds))
+            results["ListStates(2 facet filters)"]["inproc"].append(inproc_round(list_call, list_message, args.clients, args.seconds))
+
+        summary = {}
+        print(f"\n{'operation':<30}{'path':<10}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-200':>9}   per round req/s")
+        for op, by_path in results.items():
+            for path, rounds in by_path.items():
+                med = {f: median_of(rounds, f) for f in ("rps", "p50_ms", "p99_ms")}
+                bad = sum(r["non_200"] for r in rounds)
+                summary[f"{op}/{path}"] = {**med, "non_200": bad}
+                per_round = ", ".join(f"{r['rps']:.0f}" for r in rounds)
+                print(f"{op:<30}{path:<10}{med['rps']:>9.0f}{med['p50_ms']:>9.2f}{med['p99_ms']:>9.2f}{bad:>9}   {per_round}")
+            h, i = summary[f"{op}/http"], summary[f"{op}/inproc"]
+            print(f"{'':<30}HTTP / in-process: p50 {h['p50_ms'] / i['p50_ms']:.2f}x, throughput {h['rps'] / i['rps']:.2f}x")
+        get = summary["GetState/http"]
+        print(f"\nGetState at {args.clients} clients: {get['rps']:.0f} req/s (target >= 800: "
+              f"{'met' if get['rps'] >= 800 else 'NOT met'}), p99 {get['p99_ms']:.1f} ms (target <= 25 ms: "
+              f"{'met' if get['p99_ms'] <= 25 else 'NOT met'}); non-200 answers: "
+              f"{sum(v['non_200'] for k, v in summary.items() if k.endswith('/http'))}")
+        if args.json:
+            print(json.dumps(summary))
+        return 0
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=30)
+        if store is not None:
+            store.close()
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
