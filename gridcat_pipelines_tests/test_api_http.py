@@ -312,6 +312,7 @@ def test_facet_type_rest_crud(admin: Client, server: ApiServer):
     created = admin.request("POST", "/metadata/facet-types", descriptor)
     body = check_response("POST", "/metadata/facet-types", created)
     assert created.status == 201 and body["typeKey"] == "http-test-type" and body["revision"] == 1
+    assert body["createdBy"].startswith("api:") and "admin-token" not in body["createdBy"]
     dup = admin.request("POST", "/metadata/facet-types", descriptor)
     assert dup.status == 409 and check_response("POST", "/metadata/facet-types", dup)["code"] == "already_exists"
     got = admin.get("/metadata/facet-types/http-test-type")

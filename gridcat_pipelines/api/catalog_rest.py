@@ -32,7 +32,7 @@ def get_type(services: ApiServices, call: Call) -> dict[str, Any]:
 def create_type(services: ApiServices, call: Call) -> dict[str, Any]:
     """Register a custom type (409 when the key exists); 201 with the stored descriptor."""
     descriptor = FacetTypeDescriptor.from_json(call.message, where="request")
-    return services.catalog.register(descriptor).to_json()
+    return services.catalog.register(descriptor, actor=_actor(call)).to_json()
 
 
 def update_type(services: ApiServices, call: Call) -> dict[str, Any]:
@@ -41,7 +41,8 @@ def update_type(services: ApiServices, call: Call) -> dict[str, Any]:
     body = dict(call.message)
     if body.setdefault("typeKey", type_key) != type_key:
         raise invalid_argument(f"typeKey {body['typeKey']!r} in the body differs from {type_key!r} in the path")
-    return services.catalog.update(FacetTypeDescriptor.from_json(body, where="request")).to_json()
+    descriptor = FacetTypeDescriptor.from_json(body, where="request")
+    return services.catalog.update(descriptor, actor=_actor(call)).to_json()
 
 
 def delete_type(services: ApiServices, call: Call) -> dict[str, Any]:
@@ -73,6 +74,11 @@ def validate_entity(services: ApiServices, call: Call) -> dict[str, Any]:
     entity = with_markers(CatalogEntity.from_json(call.message, where="request"))
     issues = services.entities.problems(entity, mandatory=True)
     return {"valid": not issues, "issues": [i.to_json() for i in issues]}
+
+
+def _actor(call: Call) -> str:
+    """Who the audit fields name: the API and the caller's (non-secret) principal id."""
+    return f"api:{call.principal.id}"
 
 
 def _int_param(value: str | None, name: str) -> int | None:
