@@ -61,6 +61,7 @@ def test_sixteen_concurrent_clients(pg_url, tmp_path):
                 with lock:
                     statuses.append(reply.status)
                 facet = check_response("POST", "/gridapi.v1.StateFacetService/PromoteFacet", reply)
+                assert reply.status == 200, facet
                 for mode in ("FULL", "MISSING_ONLY"):
                     job = client.rpc("StateFacetService", "TriggerFacetBackfill", {"facet_id": facet["facet_id"], "mode": mode})
                     with lock:
@@ -96,7 +97,7 @@ def test_sixteen_concurrent_clients(pg_url, tmp_path):
     for t in threads:
         t.join(timeout=300)
     try:
-        assert not errors, errors[0]
+        assert not errors, f"{errors[0]}\n{srv.log()[-3000:]}"
         assert statuses and all(s < 500 for s in statuses), sorted(set(statuses))
         assert all(s == 200 for s in statuses), sorted(set(statuses))
         assert not mismatched_replays, mismatched_replays[:3]

@@ -100,6 +100,38 @@ def index_state(engine: Engine, index: str) -> str:
         return "valid" if found else "missing"
 
 
+_INDEX_BUILD_LOCK_ID = 0x66696478  # "fidx"
+
+
+BUILD_LOCK_WAIT_SECONDS = 900.0
+
+
+def _take_build_lock(conn: Connection, column: str) -> None:
+    """The session lock on facet index builds, polled with ``pg_try_advisory_lock``: a session
+    blocked in ``pg_advisory_lock`` would itself be a transaction the running build waits for."""
+    deadline = time.monotonic() + BUILD_LOCK_WAIT_SECONDS
+    while not conn.execute(sa.text("SELECT pg_try_advisory_lock(:id)"), {"id": _INDEX_BUILD_LOCK_ID}).scalar():
+        if time.monotonic() > deadline:
+            raise GridcatError(UNAVAILABLE, f"indexing {column}: another facet index build held the lock for "
+                                            f"{BUILD_LOCK_WAIT_SECONDS:.0f} s; retry later")
+        time.sleep(0.05)
+
+
+def _build_concurrently(conn: Connection, engine: Engine, column: str, index: str) -> None:
+    """CREATE INDEX CONCURRENTLY, dropping an INVALID leftover first; a build chosen as a
+    deadlock victim (e.g. against a promotion's SHARE lock) is retried with backoff."""
+    for attempt in range(DDL_ATTEMPTS):
+        try:
+            if index_state(engine, index) == "invalid":
+                conn.exec_driver_sql(f"DROP INDEX CONCURRENTLY IF EXISTS {quote(conn, index)}")
+            conn.exec_driver_sql(_index_sql(conn, column, index, concurrently=True))
+            return
+        except sa.exc.DBAPIError as exc:
+            if not _is_lock_timeout(exc) or attempt == DDL_ATTEMPTS - 1:
+                raise
+            time.sleep(random.uniform(0.05, 0.2) * (2**attempt))
+
+
 def ensure_index(engine: Engine, column: str, index: str) -> str:
     """Build the facet index if missing; rebuild it if a failed build left it INVALID.
 
@@ -115,9 +147,13 @@ def ensure_index(engine: Engine, column: str, index: str) -> str:
         with_lock_retry(engine, work, what=f"indexing {column}")
         return "created"
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        if state == "invalid":
-            conn.exec_driver_sql(f"DROP INDEX CONCURRENTLY IF EXISTS {quote(conn, index)}")
-        conn.exec_driver_sql(_index_sql(conn, column, index, concurrently=True))
+        # One facet index build at a time: two concurrent builds on one table wait for each
+        # other's snapshots and deadlock (PostgreSQL aborts one with 40P01).
+        _take_build_lock(conn, column)
+        try:
+            _build_concurrently(conn, engine, column, index)
+        finally:
+            conn.execute(sa.text("SELECT pg_advisory_unlock(:id)"), {"id": _INDEX_BUILD_LOCK_ID})
     if index_state(engine, index) != "valid":  # pragma: no cover - the build raised instead
         raise GridcatError(UNAVAILABLE, f"index {index} is still invalid after a rebuild")
     return "rebuilt" if state == "invalid" else "created"
