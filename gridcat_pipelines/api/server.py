@@ -22,6 +22,7 @@ from gridcat_pipelines.errors import failed_precondition
 GRACEFUL_SECONDS = 5
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8787
+WORKER_THREADS = 16  # service calls run in these; the connection pool matches them
 
 
 def build_auth(settings: Settings, *, no_auth: bool) -> TokenAuth:
@@ -39,9 +40,9 @@ def serve(settings: Settings, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT
           log_level: str = "info", access_log: bool = True) -> int:
     """Serve until SIGTERM/SIGINT; returns the exit status."""
     auth = build_auth(settings, no_auth=no_auth)
-    services = ApiServices.open(settings.db_url)
+    services = ApiServices.open(settings.db_url, connections=WORKER_THREADS)
     try:
-        app = GridcatApi(services, auth)
+        app = GridcatApi(services, auth, threads=WORKER_THREADS)
         config = uvicorn.Config(
             app,
             host=host,

@@ -12,6 +12,7 @@ from gridcat_pipelines.facet_types.catalog import FacetTypeCatalog
 from gridcat_pipelines.facet_types.db_repository import DbEntityRepository, DbFacetTypeRepository
 from gridcat_pipelines.facet_types.entities import CatalogEntities
 from gridcat_pipelines.state import migrations
+from gridcat_pipelines.state.db import create_state_engine
 from gridcat_pipelines.state.store import StateStore
 from gridcat_pipelines.tag_facets.service import FacetService
 
@@ -29,12 +30,19 @@ class ApiServices:
     idempotency: IdempotencyStore
 
     @classmethod
-    def open(cls, db_url: str, *, upgrade: bool = False) -> "ApiServices":
+    def open(cls, db_url: str, *, upgrade: bool = False, connections: int = 16) -> "ApiServices":
         """Everything over the database at ``db_url`` (``FAILED_PRECONDITION`` when its schema
-        is behind, unless ``upgrade``); platform facet types are stored if missing."""
-        store = StateStore.open(db_url, upgrade=upgrade)
+        is behind, unless ``upgrade``); platform facet types are stored if missing. The pool
+        holds up to ``connections`` (one per worker thread, so no request waits for one)."""
+        engine = create_state_engine(db_url, pool_size=max(connections // 2, 1))
         try:
-            migrations.check_schema(store.engine)
+            if upgrade:
+                migrations.upgrade(engine)
+            store = StateStore(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+        try:
             catalog = FacetTypeCatalog(DbFacetTypeRepository(store.engine), actor=ACTOR)
             catalog.ensure_platform_types()
         except BaseException:
