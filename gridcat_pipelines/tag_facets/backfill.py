@@ -51,8 +51,11 @@ from gridcat_pipelines.tag_facets.tables import (
 from gridcat_pipelines.tag_facets.views import job_json
 
 MAX_CONSECUTIVE_FAILURES = 8
-TARGET_BATCH_SECONDS = 0.1  # a batch UPDATE longer than this makes the next batch smaller
-MIN_BATCH = 500
+# Batch sizing (see ``BackfillRunner._adapt``): each batch transaction should take about
+# TARGET_BATCH_SECONDS, the longest a concurrent writer may have to wait on one of its rows.
+TARGET_BATCH_SECONDS = 0.05
+FIRST_BATCH = 1_000  # rows of the first batch (at most the job's batch_size)
+MIN_BATCH = 100
 Progress = Callable[[dict[str, Any]], None]
 
 
@@ -133,7 +136,7 @@ class BackfillRunner:
         self.clock = clock
         self.progress = progress
         self.limit: int | None = None  # the adaptive batch size, at most the job's batch_size
-        self._update_seconds = 0.0
+        self._conn: Connection | None = None
 
     def run(self) -> dict[str, Any]:
         """Start (or resume) the job and run batches until it succeeds or fails; the final job JSON."""
@@ -142,8 +145,9 @@ class BackfillRunner:
             failures = 0
             while True:
                 try:
+                    started = time.perf_counter()
                     row = self._transaction(self._batch)
-                    self._adapt(row.batch_size, self._update_seconds)
+                    self._adapt(row.batch_size, time.perf_counter() - started)
                     failures = 0
                 except _Stop:
                     raise
@@ -151,6 +155,7 @@ class BackfillRunner:
                     if not _is_transient(exc):
                         raise
                     failures += 1
+                    self._release()  # a fresh connection for the retry (this one may be lost)
                     self._transaction(lambda c, exc=exc: self._count_failure(c, exc, failures))
                     time.sleep(random.uniform(0.01, 0.05) * failures)
                     continue
@@ -161,35 +166,52 @@ class BackfillRunner:
             if self.progress is not None:
                 self.progress(job_json(final))
             return job_json(final)
+        finally:
+            self._release()
 
     def _adapt(self, batch_size: int, seconds: float) -> None:
-        """Shrink the next batch when its UPDATE took longer than ``TARGET_BATCH_SECONDS`` (a
-        writer waiting on one of its rows waits about that long plus the commit); grow it back
-        when fast. Only the UPDATE is timed: the commit's fixed cost does not shrink with the
-        batch, so counting it would shrink batches to nothing on a slow disk."""
-        limit = self.limit or batch_size
-        if seconds > TARGET_BATCH_SECONDS:
-            limit = int(limit * TARGET_BATCH_SECONDS / seconds * 0.9)
-        elif seconds < TARGET_BATCH_SECONDS / 2:
-            limit *= 2
-        self.limit = max(min(limit, batch_size), min(MIN_BATCH, batch_size))
+        """Size the next batch so its transaction takes about ``TARGET_BATCH_SECONDS``.
+
+        A concurrent writer that needs a row of the batch waits until the batch commits, so
+        the whole transaction is timed (reading the range, the UPDATE, the checkpoint, the
+        commit), not only the UPDATE. The size follows the last batch's rate, at most halved
+        or doubled per batch (one slow batch, say behind a checkpoint, does not collapse it),
+        between ``MIN_BATCH`` and the job's ``batch_size``; the first batch has
+        ``FIRST_BATCH`` rows, so even it cannot hold rows long.
+        """
+        limit = self.limit or min(FIRST_BATCH, batch_size)
+        factor = min(max(TARGET_BATCH_SECONDS / max(seconds, 1e-6), 0.5), 2.0)
+        self.limit = max(min(int(limit * factor), batch_size), min(MIN_BATCH, batch_size))
 
     # ---------------------------------------------------------------- steps
 
-    def _transaction(self, work: Callable[[Connection], Any]) -> Any:
-        """Run ``work`` in a write transaction; a ``_Stop`` commits what it wrote, then propagates."""
-        with write_connection(self.engine) as conn:
-            txn = conn.begin()
+    def _release(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
             try:
-                result = work(conn)
-            except _Stop:
-                txn.commit()
-                raise
-            except BaseException:
-                txn.rollback()
-                raise
+                conn.close()
+            except Exception:  # noqa: BLE001 - a lost connection may fail to close; it is gone anyway
+                pass
+
+    def _transaction(self, work: Callable[[Connection], Any]) -> Any:
+        """Run ``work`` in a write transaction; a ``_Stop`` commits what it wrote, then propagates.
+
+        The runner keeps one connection for all its batches (no pool checkout and ping per batch).
+        """
+        if self._conn is None:
+            self._conn = write_connection(self.engine)
+        conn = self._conn
+        txn = conn.begin()
+        try:
+            result = work(conn)
+        except _Stop:
             txn.commit()
-            return result
+            raise
+        except BaseException:
+            txn.rollback()
+            raise
+        txn.commit()
+        return result
 
     def _job(self, conn: Connection) -> Any:
         row = conn.execute(
@@ -203,10 +225,12 @@ class BackfillRunner:
         return conn.execute(sa.select(tag_facet).where(tag_facet.c.facet_id == facet_id)).one()
 
     def _set_job(self, conn: Connection, **values: Any) -> Any:
-        conn.execute(
-            backfill_job.update().where(backfill_job.c.job_id == self.job_id).values(updated_at=self.clock(), **values)
-        )
-        return conn.execute(sa.select(backfill_job).where(backfill_job.c.job_id == self.job_id)).one()
+        return conn.execute(
+            backfill_job.update()
+            .where(backfill_job.c.job_id == self.job_id)
+            .values(updated_at=self.clock(), **values)
+            .returning(*backfill_job.c)
+        ).one()
 
     def _fail(self, conn: Connection, message: str) -> None:
         row = self._set_job(conn, status=FAILED, error=message, finished_at=self.clock())
@@ -246,6 +270,11 @@ class BackfillRunner:
         count, hi = self._next_range(conn, table, lo, min(self.limit or job.batch_size, job.batch_size))
         if not count:
             self._finish(conn, job, facet)
+        if conn.dialect.name == "postgresql":
+            # The batch and its checkpoint commit together, so losing the last batches in a
+            # server crash only makes the job redo them from the older checkpoint: no need to
+            # wait for the WAL flush (it would also hold the batch's row locks that long).
+            conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
         last = [hi[0], hi[1], hi[2], hi[3].isoformat()]
         tag = table.c.tags[key_name].as_string()
         # The first batch starts at the first key (inclusive): a range open below would end
@@ -260,9 +289,7 @@ class BackfillRunner:
             .where(*key_range, *predicate, table.c[column].is_distinct_from(tag))
             .values({column: tag})
         )
-        started = time.perf_counter()
         changed = max(conn.execute(update).rowcount, 0)
-        self._update_seconds = time.perf_counter() - started
         # FULL visits every row of the range; MISSING_ONLY only the rows its predicate selects,
         # all of which it changes (column NULL, tag present), so they are exactly ``changed``.
         visited = count if job.mode == "FULL" else changed
