@@ -2,20 +2,22 @@
 each, checkpointed in the job row.
 
 Each batch transaction locks the job row, reads the checkpoint (the last key done), takes
-the next range of primary keys after it (at most ``batch_size`` keys; fewer while a batch
-UPDATE takes longer than ``TARGET_BATCH_SECONDS``, so a concurrent writer never waits long on a
-row lock), updates the rows of that range the mode selects from their tags, and writes the new
-checkpoint and counters, then commits: the work and its checkpoint commit together. A run
-killed at any point (an exception, SIGKILL) leaves the job ``RUNNING`` with the checkpoint
-of the last committed batch; running the job again resumes there, so the counts come out
-exact. Two runners of the same job cannot double-count: each batch reads the
+the next range of primary keys after it (at most ``batch_size`` keys, sized so the batch
+transaction takes about ``TARGET_BATCH_SECONDS``: a concurrent writer that needs one of its
+rows waits at most about that long), updates the rows of that range the mode selects from
+their tags, and writes the new checkpoint and counters, then commits: the work and its
+checkpoint commit together. A run killed at any point (an exception, SIGKILL, a server crash
+that loses the last asynchronously committed batches) leaves the job ``RUNNING`` with the
+checkpoint of the last committed batch; running the job again resumes there, so the counts
+come out exact. Two runners of the same job cannot double-count: each batch reads the
 checkpoint under the job-row lock.
 
 Modes: ``FULL`` visits every row and sets ``column = tags[key]`` (NULL where the tag is
 absent) wherever it differs; ``MISSING_ONLY`` touches only rows whose column IS NULL while the
-tag is present. Batches are key ranges of the primary key (index range scans); the mode's
-predicate applies inside the range. ``rows_processed`` counts rows visited (FULL) or rows
-selected by the predicate (MISSING_ONLY), ``rows_updated`` rows changed;
+tag is present. Batches are key ranges of the primary key (index range scans that stop at
+the range's end, see ``_key_range``); the mode's predicate applies inside the range.
+``rows_processed`` counts rows visited (FULL) or rows selected by the predicate
+(MISSING_ONLY), ``rows_updated`` rows changed;
 ``failures`` counts batches retried after a transient database error (deadlock, lock timeout,
 serialization failure, lost connection). Rows written while the job runs are projected by the
 writers themselves (see ``projector``), so a job that reaches the end leaves a complete column.
