@@ -285,3 +285,28 @@ def test_invalid_index_is_detected_and_rebuilt(pg_url):
         assert "(env, source, customer_id, query_name, logical_date)" in definition
     finally:
         store.close()
+
+
+def test_backfill_batches_are_sized_by_transaction_time():
+    from gridcat_pipelines.tag_facets import backfill
+
+    runner = backfill.BackfillRunner(None, "job", clock=None)
+    target = backfill.TARGET_BATCH_SECONDS
+    runner._adapt(10_000, target / 2)  # the first batch had FIRST_BATCH rows and took half the target
+    assert runner.limit == 2 * backfill.FIRST_BATCH
+    runner._adapt(10_000, target / 100)  # far faster: at most doubled, at most batch_size
+    assert runner.limit == 4 * backfill.FIRST_BATCH
+    runner._adapt(10_000, target * 1.25)
+    assert runner.limit == int(4 * backfill.FIRST_BATCH / 1.25)
+    for _ in range(20):  # slow batches: at most halved each time, never below MIN_BATCH
+        before = runner.limit
+        runner._adapt(10_000, target * 10)
+        assert runner.limit == max(before // 2, backfill.MIN_BATCH)
+    assert runner.limit == backfill.MIN_BATCH
+    for _ in range(20):
+        runner._adapt(10_000, 0.0)
+    assert runner.limit == 10_000
+    small = backfill.BackfillRunner(None, "job", clock=None)
+    for seconds in (0.0, target * 10, target):
+        small._adapt(4, seconds)  # a batch_size under MIN_BATCH is kept as it is
+        assert small.limit == 4
