@@ -10,7 +10,7 @@ generate_series (tags: env of 5 values, team of 1000 values, region), promotes `
    from the indexed columns vs the same filters served from the JSON tags (the same code path
    with the facets marked BACKFILLING). Targets: >= 50x faster, p50 <= 5 ms.
 2. Page 500 vs page 1 of a one-facet listing (keyset tokens). Target: <= 2x.
-3. FULL backfill (batches of ``--batch-size``) of ``team`` vs one set-based
+3. FULL backfill (batches of at most ``--batch-size`` rows) of ``team`` vs one set-based
    ``UPDATE partition_state SET team = tags->>'team'`` (same column, same index, column reset
    to NULL and VACUUMed before each). Target: backfill time <= 3x the UPDATE's.
 4. The longest wait of a concurrent state write (``record_result`` on existing keys, in a
@@ -201,7 +201,7 @@ def main() -> int:
         update_s = time.perf_counter() - t
         print(
             f"\n3. FULL backfill: {done['rows_processed']:,} rows in {backfill_s:.1f} s ({done['rows_processed'] / backfill_s:,.0f} rows/s, "
-            f"{done['batches']} batches of {args.batch_size}); one set-based UPDATE: {update_s:.1f} s ({args.rows / update_s:,.0f} rows/s); "
+            f"{done['batches']} batches of at most {args.batch_size}); one set-based UPDATE: {update_s:.1f} s ({args.rows / update_s:,.0f} rows/s); "
             f"{backfill_s / update_s:.2f}x its time; target <= 3x: {verdict(backfill_s / update_s <= 3)}"
         )
         print(

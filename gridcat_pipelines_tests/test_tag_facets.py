@@ -189,6 +189,35 @@ def test_killed_backfill_resumes_to_exact_counts(store, svc):
     assert svc.compliance()["facets"][0]["drift"] == 0
 
 
+def test_backfill_key_ranges_are_exact(store):
+    """A batch's range (lo, hi] (or [lo, hi]) selects exactly the keys between, whatever prefix
+    lo and hi share (the range is rewritten as equalities plus shorter row comparisons)."""
+    from datetime import date, timedelta
+
+    import sqlalchemy as sa
+
+    from gridcat_pipelines.run_ids import new_run_id
+    from gridcat_pipelines.state import PartitionKey, ValidationResult
+    from gridcat_pipelines.state.tables import KEY_COLUMNS, partition_state
+    from gridcat_pipelines.tag_facets.backfill import _key_range
+
+    keys = [
+        PartitionKey(source, str(1000 + c), q, date(2026, 1, 1) + timedelta(days=d))
+        for source in ("ads_a", "ads_b") for c in range(2) for q in ("qa", "qb") for d in range(2)
+    ]
+    store.record_results([ValidationResult(key=k, run_id=new_run_id(), status="success", record_count=1) for k in keys])
+    ordered = sorted(k.as_tuple() for k in keys)
+    cols = [partition_state.c[c] for c in KEY_COLUMNS]
+    with store.engine.connect() as conn:
+        for i, lo in enumerate(ordered):
+            for hi in ordered[i:]:
+                for inclusive in (False, True):
+                    query = sa.select(*cols).where(*_key_range(partition_state, lo, hi, lo_inclusive=inclusive)).order_by(*cols)
+                    got = [tuple(r) for r in conn.execute(query)]
+                    want = [k for k in ordered if (lo <= k if inclusive else lo < k) and k <= hi]
+                    assert got == want, (lo, hi, inclusive)
+
+
 def test_missing_only_touches_only_nulls(store, svc):
     seed_states(store, 12, _tags)
     facet = svc.promote("env")
@@ -256,3 +285,28 @@ def test_invalid_index_is_detected_and_rebuilt(pg_url):
         assert "(env, source, customer_id, query_name, logical_date)" in definition
     finally:
         store.close()
+
+
+def test_backfill_batches_are_sized_by_transaction_time():
+    from gridcat_pipelines.tag_facets import backfill
+
+    runner = backfill.BackfillRunner(None, "job", clock=None)
+    target = backfill.TARGET_BATCH_SECONDS
+    runner._adapt(10_000, target / 2)  # the first batch had FIRST_BATCH rows and took half the target
+    assert runner.limit == 2 * backfill.FIRST_BATCH
+    runner._adapt(10_000, target / 100)  # far faster: at most doubled, at most batch_size
+    assert runner.limit == 4 * backfill.FIRST_BATCH
+    runner._adapt(10_000, target * 1.25)
+    assert runner.limit == int(4 * backfill.FIRST_BATCH / 1.25)
+    for _ in range(20):  # slow batches: at most halved each time, never below MIN_BATCH
+        before = runner.limit
+        runner._adapt(10_000, target * 10)
+        assert runner.limit == max(before // 2, backfill.MIN_BATCH)
+    assert runner.limit == backfill.MIN_BATCH
+    for _ in range(20):
+        runner._adapt(10_000, 0.0)
+    assert runner.limit == 10_000
+    small = backfill.BackfillRunner(None, "job", clock=None)
+    for seconds in (0.0, target * 10, target):
+        small._adapt(4, seconds)  # a batch_size under MIN_BATCH is kept as it is
+        assert small.limit == 4
