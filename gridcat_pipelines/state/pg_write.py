@@ -1,0 +1,327 @@
+"""PostgreSQL's write path for ``StateStore.record_results``: set-based and pipelined.
+
+One call costs two round trips before its COMMIT, whatever the batch size:
+
+1. **read** (:func:`read_batch`): the projector's ``LOCK TABLE`` and facet-registry read,
+   the stored idempotency responses, ``SELECT ... FOR UPDATE`` of the existing state rows
+   (key order, so writers never deadlock), then the last history row of every offered
+   ``(key, run)``. The statements travel in one psycopg pipeline but stay separate
+   statements, executed in order, each with its own READ COMMITTED snapshot: the history
+   read starts after the row locks are held, so it sees every result committed by the writer
+   that held them. (One statement joining both would read history from a snapshot taken
+   before it waited for the locks, and miss that writer's result.)
+2. **write** (:func:`write_batch`): one ``UPDATE ... FROM unnest(...)`` for the locked rows,
+   one ``INSERT ... SELECT FROM unnest(...)`` for new keys (a concurrent insert of the same
+   key raises a unique violation, and the caller retries the transaction), one ``INSERT``
+   of all history rows that takes its change seqs from the counter in the same statement
+   (the counter row stays locked until commit: feed order is commit order), then the
+   idempotency responses.
+
+Rows travel as one array parameter per column, so each statement's text depends only on
+the projected facet columns; psycopg prepares it after a few runs (the engine asks for
+custom plans, so ``unnest`` row estimates stay right). Runs on the psycopg connection under
+the caller's SQLAlchemy transaction, which commits or rolls back.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import lru_cache
+from typing import Any
+
+import psycopg
+
+from gridcat_pipelines.state.keys import PartitionKey
+from gridcat_pipelines.state.models import PartitionState
+from gridcat_pipelines.tag_facets import projector
+
+Projections = tuple[projector.Projection, ...]
+RunPair = tuple[PartitionKey, str]
+
+_KEY_ARRAYS = "%b::text[], %b::text[], %b::text[], %b::date[]"
+_KEY_MATCH = (
+    "{a}.source = {b}.source AND {a}.customer_id = {b}.customer_id"
+    " AND {a}.query_name = {b}.query_name AND {a}.logical_date = {b}.logical_date"
+)
+_STATE_COLUMNS = (
+    "source customer_id query_name logical_date status current_run_id schema_version"
+    " record_count updated_at error_message attempt_count tags version"
+).split()
+_STATE_TYPES = (
+    "text text text date text text text bigint timestamptz text integer text bigint".split()
+)
+_HISTORY_COLUMNS = (
+    "source customer_id query_name logical_date run_id outcome status schema_version"
+    " record_count error_message tags result_hash state_version recorded_at idempotency_key"
+).split()
+_HISTORY_TYPES = (
+    "text text text date text text text text bigint text text text bigint timestamptz text".split()
+)
+_JSON_COLUMNS = frozenset({"tags"})  # travel as text, stored as jsonb
+
+# Both reads walk the wanted keys and probe an index per key (LATERAL subqueries the planner
+# cannot flatten into a join: a join lets stale statistics pick a hash join over the whole
+# table). Rows are locked in the order of the wanted keys, which callers sort, so concurrent
+# writers lock in the same order.
+#
+# The state probe states key equality as ``=`` on source and customer_id and as ``>= AND <=``
+# on query_name and logical_date. Same rows, and the primary key still bounds its scan to the
+# one key; but partition_state_query_date_idx (query_name, logical_date), which cannot use the
+# first two, now looks unselective to the planner. With plain ``=`` everywhere, a table without
+# statistics (before its first ANALYZE) gets that smaller index for the probe, which then visits
+# every customer's row of the date for each wanted key.
+LOCK_STATES = f"""
+SELECT p.*
+FROM unnest({_KEY_ARRAYS}) AS w(source, customer_id, query_name, logical_date)
+CROSS JOIN LATERAL (
+    SELECT {', '.join(_STATE_COLUMNS)}, p.ctid::text AS row_id FROM partition_state AS p
+    WHERE p.source = w.source AND p.customer_id = w.customer_id
+      AND p.query_name >= w.query_name AND p.query_name <= w.query_name
+      AND p.logical_date >= w.logical_date AND p.logical_date <= w.logical_date
+    FOR UPDATE
+) AS p"""
+
+RUN_HISTORY = f"""
+SELECT w.source, w.customer_id, w.query_name, w.logical_date, w.run_id,
+       h.status, h.schema_version, h.record_count, h.error_message, h.tags, h.result_hash,
+       e.ever_applied
+FROM unnest({_KEY_ARRAYS}, %b::text[]) AS w(source, customer_id, query_name, logical_date, run_id)
+CROSS JOIN LATERAL (
+    SELECT * FROM partition_state_history AS h
+    WHERE {_KEY_MATCH.format(a='h', b='w')} AND h.run_id = w.run_id
+    ORDER BY h.id DESC
+    LIMIT 1
+) AS h
+CROSS JOIN LATERAL (
+    SELECT bool_or(a.outcome IN ('applied', 'repointed')) AS ever_applied
+    FROM partition_state_history AS a
+    WHERE {_KEY_MATCH.format(a='a', b='w')} AND a.run_id = w.run_id
+) AS e"""
+
+STORED_RESPONSES = """
+SELECT idempotency_key, request_hash, response FROM idempotency_record
+WHERE scope = %s AND idempotency_key = ANY(%b::text[])"""
+
+SAVE_RESPONSES = """
+INSERT INTO idempotency_record (scope, idempotency_key, request_hash, response, created_at)
+SELECT %s, r.k, r.h, r.response::jsonb, %s
+FROM unnest(%b::text[], %b::text[], %b::text[]) AS r(k, h, response)"""
+
+_RUN_LAST_FIELDS = ("status", "schema_version", "record_count", "error_message", "tags", "result_hash")
+
+
+@dataclass
+class BatchReads:
+    """What the read round trip found (see the module docstring)."""
+
+    projections: Projections
+    stored: list[tuple[str, str, dict[str, Any]]]  # (idempotency key, request hash, response)
+    states: dict[PartitionKey, PartitionState]
+    row_ids: dict[PartitionKey, str]  # ctid of each locked row: stable until we commit
+    runs: dict[RunPair, tuple[dict[str, Any], bool]]  # last history row, ever applied
+
+
+def read_batch(
+    pg: psycopg.Connection,
+    keys: Sequence[PartitionKey],
+    pairs: Sequence[RunPair],
+    *,
+    scope: str,
+    idempotency_keys: Sequence[str],
+) -> BatchReads:
+    """Lock and read everything one ``record_results`` call decides on, in one round trip.
+
+    ``runs`` holds only pairs whose key has a state row (a key without one has no history).
+    """
+    ordered = sorted(set(keys), key=PartitionKey.as_tuple)
+    with pg.pipeline() as pipeline:
+        registry = projector.queue_load_projections(pg)
+        stored = pg.execute(STORED_RESPONSES, (scope, list(idempotency_keys))) if idempotency_keys else None
+        locked = pg.execute(LOCK_STATES, _key_arrays(ordered))
+        runs = pg.execute(RUN_HISTORY, (*_key_arrays([k for k, _ in pairs]), [r for _, r in pairs])) if pairs else None
+        pipeline.sync()
+        rows = locked.fetchall()
+        states = {state.key: state for state in map(_state_from_tuple, rows)}
+        return BatchReads(
+            projections=projector.projections_from_rows(registry.fetchall()),
+            stored=[] if stored is None else stored.fetchall(),
+            states=states,
+            row_ids={PartitionKey(*row[:4]): row[-1] for row in rows},
+            runs={} if runs is None else _runs_from_rows(runs.fetchall(), states),
+        )
+
+
+def write_batch(
+    pg: psycopg.Connection,
+    quote: Callable[[str], str],
+    projections: Projections,
+    *,
+    updates: Sequence[tuple[PartitionState, str]],
+    inserts: Sequence[PartitionState],
+    history: Sequence[dict[str, Any]],
+    responses: Sequence[tuple[str, str, dict[str, Any]]],
+    scope: str,
+    now: datetime,
+) -> None:
+    """Write one call's changes in one round trip (errors surface when the pipeline syncs).
+
+    ``updates`` are locked rows with the ``row_ids`` :func:`read_batch` found; ``history``
+    rows are in offer order, those with outcome ``applied`` get consecutive change seqs in
+    that order. ``quote`` quotes a (validated) projection column name.
+    """
+    quoted = tuple(quote(column) for _, column in projections)
+    with pg.pipeline():
+        updated = None
+        if updates:
+            params = [[row_id for _, row_id in updates], *_state_arrays([s for s, _ in updates], projections)]
+            updated = pg.execute(_update_sql(quoted), params)
+        if inserts:
+            pg.execute(_insert_sql(quoted), _state_arrays(inserts, projections))
+        applied = sum(1 for row in history if row["outcome"] == "applied")
+        params = _history_arrays(history)
+        pg.execute(_history_sql(bool(applied)), (applied, applied, *params) if applied else params)
+        if responses:
+            pg.execute(SAVE_RESPONSES, (scope, now, *map(list, zip(*_response_rows(responses)))))
+    if updated is not None and updated.rowcount != len(updates):  # cannot happen: rows are locked
+        raise RuntimeError(f"updated {updated.rowcount} of {len(updates)} locked state rows")
+
+
+def _key_arrays(keys: Sequence[PartitionKey]) -> tuple[list[Any], ...]:
+    return (
+        [k.source for k in keys],
+        [k.customer_id for k in keys],
+        [k.query_name for k in keys],
+        [k.logical_date for k in keys],
+    )
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return None if value is None else value.astimezone(timezone.utc)
+
+
+def _state_from_tuple(row: tuple[Any, ...]) -> PartitionState:
+    (source, customer_id, query_name, logical_date, status, run_id, schema_version,
+     record_count, updated_at, error_message, attempt_count, tags, version, _row_id) = row
+    return PartitionState(
+        key=PartitionKey(source, customer_id, query_name, logical_date),
+        status=status,
+        current_run_id=run_id,
+        schema_version=schema_version,
+        record_count=record_count,
+        updated_at=_utc(updated_at),
+        error_message=error_message,
+        attempt_count=attempt_count,
+        version=version,
+        tags=dict(tags or {}),
+    )
+
+
+def _runs_from_rows(
+    rows: list[tuple[Any, ...]], states: dict[PartitionKey, PartitionState]
+) -> dict[RunPair, tuple[dict[str, Any], bool]]:
+    runs = {}
+    for row in rows:
+        key = PartitionKey(*row[:4])
+        if key in states:  # read after the locks: history of a key inserted meanwhile is ignored
+            runs[(key, row[4])] = (dict(zip(_RUN_LAST_FIELDS, row[5:11])), bool(row[11]))
+    return runs
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+def _state_arrays(states: Sequence[PartitionState], projections: Projections) -> list[list[Any]]:
+    arrays = [
+        [s.key.source for s in states],
+        [s.key.customer_id for s in states],
+        [s.key.query_name for s in states],
+        [s.key.logical_date for s in states],
+        [s.status for s in states],
+        [s.current_run_id for s in states],
+        [s.schema_version for s in states],
+        [s.record_count for s in states],
+        [s.updated_at for s in states],
+        [s.error_message for s in states],
+        [s.attempt_count for s in states],
+        [_json(s.tags) for s in states],
+        [s.version for s in states],
+    ]
+    return arrays + projector.project_columns([s.tags for s in states], projections)
+
+
+def _history_arrays(rows: Sequence[dict[str, Any]]) -> list[list[Any]]:
+    arrays = [[_json(r[c]) if c in _JSON_COLUMNS else r[c] for r in rows] for c in _HISTORY_COLUMNS]
+    ordinal, applied_ordinals = 0, []
+    for row in rows:
+        if row["outcome"] == "applied":
+            ordinal += 1
+            applied_ordinals.append(ordinal)
+        else:
+            applied_ordinals.append(None)
+    return [*arrays, applied_ordinals]
+
+
+def _response_rows(responses: Sequence[tuple[str, str, dict[str, Any]]]) -> list[tuple[str, str, str]]:
+    return [(key, request_hash, json.dumps(body)) for key, request_hash, body in responses]
+
+
+def _unnest(names: Sequence[str], types: Sequence[str], *, ordinality: bool = False) -> str:
+    """``unnest(%s::t1[], ...) AS u(n1, ...)``, with ``WITH ORDINALITY`` as ``u.ord``."""
+    arrays = ", ".join(f"%b::{t}[]" for t in types)
+    if ordinality:
+        return f"unnest({arrays}) WITH ORDINALITY AS u({', '.join([*names, 'ord'])})"
+    return f"unnest({arrays}) AS u({', '.join(names)})"
+
+
+def _value(name: str) -> str:
+    return f"u.{name}::jsonb" if name in _JSON_COLUMNS else f"u.{name}"
+
+
+@lru_cache(maxsize=64)
+def _update_sql(quoted: tuple[str, ...]) -> str:
+    """UPDATE of locked rows from arrays: by row id (a TID scan; the key must still match),
+    then the state columns, then the (quoted) projected columns."""
+    aliases = [f"f{i}" for i in range(len(quoted))]
+    sets = [f"{c} = {_value(c)}" for c in _STATE_COLUMNS[4:]]
+    sets += [f"{q} = u.{a}" for q, a in zip(quoted, aliases)]
+    source = _unnest(["row_id", *_STATE_COLUMNS, *aliases], ["text", *_STATE_TYPES, *["text"] * len(quoted)])
+    return (
+        f"UPDATE partition_state AS p SET {', '.join(sets)} FROM {source}"
+        f" WHERE p.ctid = u.row_id::tid AND {_KEY_MATCH.format(a='p', b='u')}"
+    )
+
+
+@lru_cache(maxsize=64)
+def _insert_sql(quoted: tuple[str, ...]) -> str:
+    """INSERT of new rows from arrays (no ON CONFLICT: a concurrent insert must fail and retry)."""
+    aliases = [f"f{i}" for i in range(len(quoted))]
+    values = [_value(c) for c in _STATE_COLUMNS] + [f"u.{a}" for a in aliases]
+    source = _unnest([*_STATE_COLUMNS, *aliases], [*_STATE_TYPES, *["text"] * len(quoted)])
+    return (
+        f"INSERT INTO partition_state ({', '.join([*_STATE_COLUMNS, *quoted])})"
+        f" SELECT {', '.join(values)} FROM {source}"
+    )
+
+
+@lru_cache(maxsize=2)
+def _history_sql(takes_seqs: bool) -> str:
+    """INSERT of history rows in offer order; with ``takes_seqs``, applied rows get the next
+    change seqs from the counter (first two parameters: how many)."""
+    source = _unnest([*_HISTORY_COLUMNS, "applied_ordinal"], [*_HISTORY_TYPES, "bigint"], ordinality=True)
+    values = ", ".join(_value(c) for c in _HISTORY_COLUMNS)
+    columns = ", ".join([*_HISTORY_COLUMNS, "change_seq"])
+    if not takes_seqs:
+        return (
+            f"INSERT INTO partition_state_history ({columns})"
+            f" SELECT {values}, NULL FROM {source} ORDER BY u.ord"
+        )
+    return (
+        "WITH seq AS (UPDATE state_change_counter SET last_seq = last_seq + %s"
+        " WHERE id = 1 RETURNING last_seq - %s AS base)"
+        f" INSERT INTO partition_state_history ({columns})"
+        f" SELECT {values}, seq.base + u.applied_ordinal FROM {source} CROSS JOIN seq ORDER BY u.ord"
+    )
