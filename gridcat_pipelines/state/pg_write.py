@@ -101,6 +101,12 @@ CROSS JOIN LATERAL (
     WHERE {_KEY_MATCH.format(a='a', b='w')} AND a.run_id = w.run_id
 ) AS e"""
 
+# Every statement here has the same good plan whatever the array sizes (per-key index probes,
+# TID scans, inserts from unnest), so the transaction lets PostgreSQL reuse one generic plan
+# per prepared statement instead of planning each run: the engine's force_custom_plan is for
+# the join-based lookups elsewhere in the store.
+GENERIC_PLANS = "SET LOCAL plan_cache_mode = force_generic_plan"
+
 STORED_RESPONSES = """
 SELECT idempotency_key, request_hash, response FROM idempotency_record
 WHERE scope = %s AND idempotency_key = ANY(%b::text[])"""
@@ -137,21 +143,21 @@ def read_batch(
     ``runs`` holds only pairs whose key has a state row (a key without one has no history).
     """
     ordered = sorted(set(keys), key=PartitionKey.as_tuple)
-    with pg.pipeline() as pipeline:
+    with pg.pipeline():  # leaving the block syncs: the one round trip
+        pg.execute(GENERIC_PLANS)
         registry = projector.queue_load_projections(pg)
         stored = pg.execute(STORED_RESPONSES, (scope, list(idempotency_keys))) if idempotency_keys else None
         locked = pg.execute(LOCK_STATES, _key_arrays(ordered))
         runs = pg.execute(RUN_HISTORY, (*_key_arrays([k for k, _ in pairs]), [r for _, r in pairs])) if pairs else None
-        pipeline.sync()
-        rows = locked.fetchall()
-        states = {state.key: state for state in map(_state_from_tuple, rows)}
-        return BatchReads(
-            projections=projector.projections_from_rows(registry.fetchall()),
-            stored=[] if stored is None else stored.fetchall(),
-            states=states,
-            row_ids={PartitionKey(*row[:4]): row[-1] for row in rows},
-            runs={} if runs is None else _runs_from_rows(runs.fetchall(), states),
-        )
+    rows = locked.fetchall()
+    states = {state.key: state for state in map(_state_from_tuple, rows)}
+    return BatchReads(
+        projections=projector.projections_from_rows(registry.fetchall()),
+        stored=[] if stored is None else stored.fetchall(),
+        states=states,
+        row_ids={PartitionKey(*row[:4]): row[-1] for row in rows},
+        runs={} if runs is None else _runs_from_rows(runs.fetchall(), states),
+    )
 
 
 def write_batch(
@@ -165,8 +171,10 @@ def write_batch(
     responses: Sequence[tuple[str, str, dict[str, Any]]],
     scope: str,
     now: datetime,
+    commit: bool = False,
 ) -> None:
-    """Write one call's changes in one round trip (errors surface when the pipeline syncs).
+    """Write one call's changes in one round trip (errors surface when the pipeline syncs);
+    with ``commit``, the COMMIT goes in the same round trip.
 
     ``updates`` are locked rows with the ``row_ids`` :func:`read_batch` found; ``history``
     rows are in offer order, those with outcome ``applied`` get consecutive change seqs in
@@ -185,6 +193,8 @@ def write_batch(
         pg.execute(_history_sql(bool(applied)), (applied, applied, *params) if applied else params)
         if responses:
             pg.execute(SAVE_RESPONSES, (scope, now, *map(list, zip(*_response_rows(responses)))))
+        if commit:
+            pg.commit()  # queued behind the writes; syncs, so errors surface here
     if updated is not None and updated.rowcount != len(updates):  # cannot happen: rows are locked
         raise RuntimeError(f"updated {updated.rowcount} of {len(updates)} locked state rows")
 

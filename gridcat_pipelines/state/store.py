@@ -364,7 +364,7 @@ class StateStore:
         items = [r.validated() for r in results]
         if not items:
             return []
-        return self._in_write_transaction(lambda conn: self._record_batch(conn, items))
+        return self._in_write_transaction(lambda conn: self._record_batch(conn, items, commit=True))
 
     def set_authoritative(
         self,
@@ -455,8 +455,15 @@ class StateStore:
                 time.sleep(random.uniform(0, 0.005 * (2**attempt)))
         raise AssertionError("unreachable")
 
-    def _record_batch(self, conn: Connection, items: list[ValidationResult]) -> list[RecordOutcome]:
-        """Decide and write ``items`` in the caller's write transaction (which commits)."""
+    def _record_batch(
+        self, conn: Connection, items: list[ValidationResult], *, commit: bool = False
+    ) -> list[RecordOutcome]:
+        """Decide and write ``items`` in the caller's write transaction, which commits.
+
+        With ``commit`` on PostgreSQL, the COMMIT rides in the write round trip (the caller's
+        SQLAlchemy commit then finds the driver connection idle and sends nothing): pass it only
+        when this is the transaction's last step.
+        """
         keyed = {i.idempotency_key: i.request_hash() for i in items if i.idempotency_key}
         if self.dialect != "postgresql":
             plan = self._decide(items, self._read_batch(conn, items, keyed), self._clock())
@@ -467,7 +474,7 @@ class StateStore:
             reads = self._read_batch_pg(conn, items, keyed)
             plan = self._decide(items, reads, self._clock())
             if plan.history:
-                self._write_batch_pg(conn, plan, reads)
+                self._write_batch_pg(conn, plan, reads, commit=commit)
         return plan.outcomes
 
     def _read_batch(self, conn: Connection, items: list[ValidationResult], keyed: dict[str, str]) -> "_Reads":
@@ -599,7 +606,7 @@ class StateStore:
         if plan.responses:
             self._save_responses(conn, SCOPE_RECORD, plan.responses)
 
-    def _write_batch_pg(self, conn: Connection, plan: "_Plan", reads: "_Reads") -> None:
+    def _write_batch_pg(self, conn: Connection, plan: "_Plan", reads: "_Reads", *, commit: bool) -> None:
         """:meth:`_write_batch` in one round trip, with the projections read under the lock."""
         pg_write.write_batch(
             conn.connection.driver_connection,
@@ -611,6 +618,7 @@ class StateStore:
             responses=plan.responses,
             scope=SCOPE_RECORD,
             now=self._clock(),
+            commit=commit,
         )
 
     @staticmethod
