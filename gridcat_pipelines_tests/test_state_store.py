@@ -323,3 +323,47 @@ def test_timestamps_are_utc_aware(store):
     assert state.updated_at.tzinfo is not None
     assert store.get(KEY).updated_at == state.updated_at
     assert state.to_json()["updated_at"].endswith("Z")
+
+
+def test_batch_over_new_and_existing_keys(store):
+    """One batch mixing new keys, updates of existing rows (twice for one key), a superseded
+    and a replayed result: the same outcomes and states as offering them one by one."""
+    a, b, c = (PartitionKey.parse(str(n), "campaign", "2026-11-01") for n in (7, 8, 9))
+    old_b, run_a, run_b = new_run_id(), new_run_id(), new_run_id()
+    store.record_results([ok(run_a, key=a, tags={"team": "core"}), ok(run_b, key=b)])
+    later_a, last_a, run_c = new_run_id(), new_run_id(), new_run_id()
+    outcomes = store.record_results([
+        bad(later_a, key=a),  # update, keeps tags (tags=None)
+        ok(run_c, key=c, tags={"env": "prod"}),  # new key
+        ok(old_b, key=b),  # older run than b's: superseded
+        ok(last_a, key=a, record_count=5),  # a second update of a in the same batch
+        ok(run_b, key=b),  # b's current result again: replayed
+    ])
+    assert [o.outcome for o in outcomes] == ["applied", "applied", "superseded", "applied", "replayed"]
+    states = store.get_many([a, b, c])
+    assert (states[a].current_run_id, states[a].version, states[a].attempt_count) == (last_a, 3, 3)
+    assert (states[a].status, states[a].record_count, states[a].tags) == ("success", 5, {"team": "core"})
+    assert states[a] == outcomes[3].state
+    assert (states[b].current_run_id, states[b].version) == (run_b, 1)
+    assert (states[c].current_run_id, states[c].version, states[c].tags) == (run_c, 1, {"env": "prod"})
+    assert [(ch.seq, ch.key, ch.version) for ch in store.changes_since(2)] == [(3, a, 2), (4, c, 1), (5, a, 3)]
+    assert [h.outcome for h in store.history(b)] == ["applied", "superseded", "replayed"]
+
+
+@pytest.mark.postgres
+def test_a_pooled_connection_the_server_closed_is_replaced(pg_url):
+    import sqlalchemy as sa
+
+    store = StateStore.open(pg_url)
+    try:
+        store.record_result(ok(new_run_id()))
+        with store.engine.connect() as conn:
+            pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        admin = sa.create_engine(pg_url, poolclass=sa.pool.NullPool)
+        with admin.connect() as conn:
+            assert conn.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)}, 5000)").scalar_one()
+        admin.dispose()
+        assert store.get(KEY).version == 1  # the dead pooled connection is not handed out
+        assert store.record_result(ok(new_run_id())).outcome == "applied"
+    finally:
+        store.close()

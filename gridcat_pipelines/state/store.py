@@ -190,8 +190,10 @@ def _as_sqlalchemy_errors(conn: Connection) -> Iterator[None]:
 
 
 def _is_retryable(exc: sa.exc.DBAPIError) -> bool:
-    """Unique-key races, deadlocks and serialization failures: safe to retry the whole transaction."""
-    if isinstance(exc, sa.exc.IntegrityError):
+    """Unique-key races, deadlocks, serialization failures and lost connections: safe to retry
+    the whole transaction (after a connection lost during COMMIT, the retry of a committed
+    write is a replay: it changes nothing and says ``replayed``)."""
+    if isinstance(exc, sa.exc.IntegrityError) or exc.connection_invalidated:
         return True
     code = getattr(getattr(exc, "orig", None), "sqlstate", None)
     return code in ("40001", "40P01")
