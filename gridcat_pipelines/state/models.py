@@ -192,8 +192,11 @@ def check_idempotency_key(value: object) -> str | None:
     return value
 
 
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)  # = json.dumps(...)
+
+
 def _digest(payload: dict[str, Any]) -> str:
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    text = _CANONICAL_JSON.encode(payload)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

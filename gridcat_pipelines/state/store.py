@@ -493,7 +493,7 @@ class StateStore:
         found = pg_write.read_batch(
             conn.connection.driver_connection,
             [i.key for i in items],
-            sorted({(i.key, i.run_id) for i in items}),
+            list(dict.fromkeys((i.key, i.run_id) for i in items)),
             scope=SCOPE_RECORD,
             idempotency_keys=sorted(keyed),
         )
