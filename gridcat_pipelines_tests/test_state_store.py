@@ -367,3 +367,24 @@ def test_a_pooled_connection_the_server_closed_is_replaced(pg_url):
         assert store.record_result(ok(new_run_id())).outcome == "applied"
     finally:
         store.close()
+
+
+def test_large_batch_over_existing_keys(store):
+    """A batch too large to read history speculatively (PostgreSQL reads it after the locks,
+    for the keys found) decides replays, supersedes and updates like a small one."""
+    keys = [PartitionKey.parse(str(100 + n), "campaign", "2026-11-03") for n in range(20)]
+    older = [new_run_id() for _ in keys]
+    first = [new_run_id() for _ in keys]
+    store.record_results([ok(run, key=key) for key, run in zip(keys, first)])
+    newer = [new_run_id() for _ in keys]
+    fresh = PartitionKey.parse("999", "campaign", "2026-11-03")
+    batch = [ok(run, key=key) for key, run in zip(keys, first)]  # replays
+    batch += [ok(run, key=key) for key, run in zip(keys, older)]  # superseded
+    batch += [bad(run, key=key) for key, run in zip(keys, newer)]  # applied updates
+    batch.append(ok(new_run_id(), key=fresh))
+    outcomes = store.record_results(batch)
+    assert [o.outcome for o in outcomes] == ["replayed"] * 20 + ["superseded"] * 20 + ["applied"] * 21
+    states = store.get_many([*keys, fresh])
+    assert all((states[k].current_run_id, states[k].version, states[k].status) == (r, 2, "failed") for k, r in zip(keys, newer))
+    assert states[fresh].version == 1
+    assert [c.seq for c in store.changes_since(20)] == list(range(21, 42))

@@ -1,6 +1,7 @@
 """PostgreSQL's write path for ``StateStore.record_results``: set-based and pipelined.
 
-One call costs two round trips before its COMMIT, whatever the batch size:
+One call costs two round trips, COMMIT included, whatever the batch size (a large batch that
+finds existing rows, one more):
 
 1. **read** (:func:`read_batch`): the projector's ``LOCK TABLE`` and facet-registry read,
    the stored idempotency responses, ``SELECT ... FOR UPDATE`` of the existing state rows
@@ -9,8 +10,9 @@ One call costs two round trips before its COMMIT, whatever the batch size:
    statements, executed in order, each with its own READ COMMITTED snapshot: the history
    read starts after the row locks are held, so it sees every result committed by the writer
    that held them. (One statement joining both would read history from a snapshot taken
-   before it waited for the locks, and miss that writer's result.)
-2. **write** (:func:`write_batch`): one ``UPDATE ... FROM unnest(...)`` for the locked rows,
+   before it waited for the locks, and miss that writer's result.) A large batch reads the
+   history afterwards, only for the keys that have a row.
+2. **write** (:func:`write_batch`, COMMIT queued last by ``record_results``): one ``UPDATE ... FROM unnest(...)`` for the locked rows,
    one ``INSERT ... SELECT FROM unnest(...)`` for new keys (a concurrent insert of the same
    key raises a unique violation, and the caller retries the transaction), one ``INSERT``
    of all history rows that takes its change seqs from the counter in the same statement
@@ -131,6 +133,9 @@ class BatchReads:
     runs: dict[RunPair, tuple[dict[str, Any], bool]]  # last history row, ever applied
 
 
+SPECULATIVE_HISTORY_MAX = 16  # (key, run) pairs whose history is read in the lock round trip
+
+
 def read_batch(
     pg: psycopg.Connection,
     keys: Sequence[PartitionKey],
@@ -139,25 +144,40 @@ def read_batch(
     scope: str,
     idempotency_keys: Sequence[str],
 ) -> BatchReads:
-    """Lock and read everything one ``record_results`` call decides on, in one round trip.
+    """Lock and read everything one ``record_results`` call decides on.
 
+    A small call (up to ``SPECULATIVE_HISTORY_MAX`` pairs) reads the history of all its pairs
+    in the same round trip as the locks; a larger one reads it afterwards, only for keys that
+    turned out to have a row (often none: a batch of new partitions), in a second round trip.
     ``runs`` holds only pairs whose key has a state row (a key without one has no history).
     """
     ordered = sorted(set(keys), key=PartitionKey.as_tuple)
+    speculate = len(pairs) <= SPECULATIVE_HISTORY_MAX
     with pg.pipeline():  # leaving the block syncs: the one round trip
         registry = projector.queue_load_projections(pg)
         stored = pg.execute(STORED_RESPONSES, (scope, list(idempotency_keys))) if idempotency_keys else None
         locked = pg.execute(LOCK_STATES, _key_arrays(ordered))
-        runs = pg.execute(RUN_HISTORY, (*_key_arrays([k for k, _ in pairs]), [r for _, r in pairs])) if pairs else None
+        history = _queue_run_history(pg, pairs) if speculate else None
     rows = locked.fetchall()
     states = {state.key: state for state in map(_state_from_tuple, rows)}
+    if not speculate:
+        existing = [(key, run) for key, run in pairs if key in states]
+        history = _queue_run_history(pg, existing)
     return BatchReads(
         projections=projector.projections_from_rows(registry.fetchall()),
         stored=[] if stored is None else stored.fetchall(),
         states=states,
         row_ids={PartitionKey(*row[:4]): row[-1] for row in rows},
-        runs={} if runs is None else _runs_from_rows(runs.fetchall(), states),
+        runs={} if history is None else _runs_from_rows(history.fetchall(), states),
     )
+
+
+def _queue_run_history(pg: psycopg.Connection, pairs: Sequence[RunPair]) -> psycopg.Cursor | None:
+    """Run (or in a pipeline, queue) the history read of ``pairs``, a statement after the row
+    locks; its cursor, None without pairs."""
+    if not pairs:
+        return None
+    return pg.execute(RUN_HISTORY, (*_key_arrays([k for k, _ in pairs]), [r for _, r in pairs]))
 
 
 def write_batch(
