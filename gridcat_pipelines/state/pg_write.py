@@ -160,9 +160,8 @@ def read_batch(
         history = _queue_run_history(pg, pairs) if speculate else None
     rows = locked.fetchall()
     states = {state.key: state for state in map(_state_from_tuple, rows)}
-    if not speculate:
-        existing = [(key, run) for key, run in pairs if key in states]
-        history = _queue_run_history(pg, existing)
+    if not speculate and states:
+        history = _queue_run_history(pg, [(key, run) for key, run in pairs if key in states])
     return BatchReads(
         projections=projector.projections_from_rows(registry.fetchall()),
         stored=[] if stored is None else stored.fetchall(),

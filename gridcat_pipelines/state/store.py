@@ -578,7 +578,10 @@ class StateStore:
             )
             states[key] = plan.changed[key] = state
         row = {
-            **self._key_row(key),
+            "source": key.source,
+            "customer_id": key.customer_id,
+            "query_name": key.query_name,
+            "logical_date": key.logical_date,
             "run_id": item.run_id,
             "outcome": outcome,
             "status": item.status,
@@ -614,8 +617,8 @@ class StateStore:
             conn.connection.driver_connection,
             lambda name: quote(conn, name),
             reads.projections or (),
-            updates=[(s, reads.row_ids[k]) for k, s in plan.changed.items() if k in plan.existing],
-            inserts=[s for k, s in plan.changed.items() if k not in plan.existing],
+            updates=[(s, reads.row_ids[k]) for k, s in plan.changed.items() if k in reads.row_ids],
+            inserts=[s for k, s in plan.changed.items() if k not in reads.row_ids],
             history=plan.history,
             responses=plan.responses,
             scope=SCOPE_RECORD,
