@@ -89,6 +89,9 @@ class _RunInfo:
     ever_applied: bool
 
 
+_NO_ROW = PartitionState.implicit_pending(PartitionKey("", "", "", date.min))  # key never read
+
+
 @dataclass
 class _Reads:
     """What a write transaction read before deciding: stored idempotent responses (request
@@ -549,7 +552,7 @@ class StateStore:
     ) -> RecordOutcome:
         """Replayed, superseded or applied: one result against the current state of its key."""
         key = item.key
-        current = states.get(key) or PartitionState.implicit_pending(key)
+        current = states.get(key) or _NO_ROW  # a new key: implicit pending (built only if answered)
         if item.expected_version is not None and item.expected_version != current.version:
             raise failed_precondition(
                 f"state of {key} is at version {current.version}, not {item.expected_version}",
@@ -574,9 +577,11 @@ class StateStore:
                 error_message=item.error_message,
                 attempt_count=current.attempt_count + (0 if ever_applied else 1),
                 version=current.version + 1,
-                tags=current.tags if item.tags is None else dict(item.tags),
+                tags=dict(current.tags) if item.tags is None else dict(item.tags),
             )
             states[key] = plan.changed[key] = state
+        if state is _NO_ROW:
+            state = PartitionState.implicit_pending(key)
         row = {
             "source": key.source,
             "customer_id": key.customer_id,
