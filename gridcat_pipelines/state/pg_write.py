@@ -206,11 +206,9 @@ def write_batch(
             params = [[row_id for _, row_id in updates], *_state_arrays([s for s, _ in updates], projections)]
             updated = pg.execute(_update_sql(quoted), params)
         pg.execute(INSERT_PLANS)
-        if inserts:
-            pg.execute(_insert_sql(quoted), _state_arrays(inserts, projections))
         applied = sum(1 for row in history if row["outcome"] == "applied")
-        params = _history_arrays(history)
-        pg.execute(_history_sql(bool(applied)), (applied, applied, *params) if applied else params)
+        params = [*_history_arrays(history), *_new_state_arrays(history, inserts, projections)]
+        pg.execute(_history_sql(quoted, bool(applied)), (*params, applied, applied) if applied else params)
         if responses:
             pg.execute(SAVE_RESPONSES, (scope, now, *map(list, zip(*_response_rows(responses)))))
         if commit:
@@ -329,33 +327,77 @@ def _update_sql(quoted: tuple[str, ...]) -> str:
     )
 
 
+_NEW_STATE_COLUMNS = ("new_state", "attempt_count", "state_tags")
+_NEW_STATE_TYPES = ("boolean", "integer", "text")
+
+
+def _new_state_arrays(
+    history: Sequence[dict[str, Any]], inserts: Sequence[PartitionState], projections: Projections
+) -> list[list[Any]]:
+    """Per history row: whether it is the last applied offer of a key the batch inserts, and
+    then that new state's attempt count, tags and projected values (else NULLs).
+
+    The rest of a new state is its last applied offer (status, run, schema version, record
+    count, error, timestamp, version): one INSERT writes both from the same arrays.
+    """
+    row_of = {}
+    for index, row in enumerate(history):
+        if row["outcome"] == "applied":
+            row_of[(row["source"], row["customer_id"], row["query_name"], row["logical_date"])] = index
+    marked: list[PartitionState | None] = [None] * len(history)
+    for state in inserts:
+        index = row_of[state.key.as_tuple()]
+        _check_state_is_offer(state, history[index])
+        marked[index] = state
+    projected = projector.project_columns([None if s is None else s.tags for s in marked], projections)
+    return [
+        [s is not None for s in marked],
+        [None if s is None else s.attempt_count for s in marked],
+        [None if s is None else _json(s.tags) for s in marked],
+        *projected,
+    ]
+
+
+def _check_state_is_offer(state: PartitionState, row: dict[str, Any]) -> None:
+    """A new state must be its last applied offer (see :func:`_new_state_arrays`)."""
+    offered = (row["status"], row["run_id"], row["schema_version"], row["record_count"],
+               row["error_message"], row["recorded_at"], row["state_version"])
+    held = (state.status, state.current_run_id, state.schema_version, state.record_count,
+            state.error_message, state.updated_at, state.version)
+    if offered != held:
+        raise RuntimeError(f"new state of {state.key} is not its last applied offer")
+
+
 @lru_cache(maxsize=64)
-def _insert_sql(quoted: tuple[str, ...]) -> str:
-    """INSERT of new rows from arrays (no ON CONFLICT: a concurrent insert must fail and retry)."""
+def _history_sql(quoted: tuple[str, ...], takes_seqs: bool) -> str:
+    """INSERT of history rows in offer order and, before it, of the new states (see
+    :func:`_new_state_arrays`; no ON CONFLICT: a concurrent insert of the key must fail and
+    retry). With ``takes_seqs`` (last two parameters: how many), applied rows get the next
+    change seqs from the counter, which is updated only after the new states are in (its
+    condition waits for them), as separate statements would: a writer never holds the counter
+    while it waits for another writer's uncommitted insert of the same key."""
     aliases = [f"f{i}" for i in range(len(quoted))]
-    values = [_value(c) for c in _STATE_COLUMNS] + [f"u.{a}" for a in aliases]
-    source = _unnest([*_STATE_COLUMNS, *aliases], [*_STATE_TYPES, *["text"] * len(quoted)])
-    return (
-        f"INSERT INTO partition_state ({', '.join([*_STATE_COLUMNS, *quoted])})"
-        f" SELECT {', '.join(values)} FROM {source}"
-    )
-
-
-@lru_cache(maxsize=2)
-def _history_sql(takes_seqs: bool) -> str:
-    """INSERT of history rows in offer order; with ``takes_seqs``, applied rows get the next
-    change seqs from the counter (first two parameters: how many)."""
-    source = _unnest([*_HISTORY_COLUMNS, "applied_ordinal"], [*_HISTORY_TYPES, "bigint"], ordinality=True)
+    names = [*_HISTORY_COLUMNS, "applied_ordinal", *_NEW_STATE_COLUMNS, *aliases]
+    types = [*_HISTORY_TYPES, "bigint", *_NEW_STATE_TYPES, *["text"] * len(quoted)]
     values = ", ".join(_value(c) for c in _HISTORY_COLUMNS)
     columns = ", ".join([*_HISTORY_COLUMNS, "change_seq"])
-    if not takes_seqs:
+    rows = f"u AS (SELECT * FROM {_unnest(names, types, ordinality=True)})"
+    if not takes_seqs:  # nothing applied: no new state either
         return (
-            f"INSERT INTO partition_state_history ({columns})"
-            f" SELECT {values}, NULL FROM {source} ORDER BY u.ord"
+            f"WITH {rows} INSERT INTO partition_state_history ({columns})"
+            f" SELECT {values}, NULL FROM u ORDER BY u.ord"
         )
+    state_values = [
+        "u.source", "u.customer_id", "u.query_name", "u.logical_date", "u.status", "u.run_id",
+        "u.schema_version", "u.record_count", "u.recorded_at", "u.error_message", "u.attempt_count",
+        "u.state_tags::jsonb", "u.state_version", *[f"u.{a}" for a in aliases],
+    ]
     return (
-        "WITH seq AS (UPDATE state_change_counter SET last_seq = last_seq + %s"
-        " WHERE id = 1 RETURNING last_seq - %s AS base)"
+        f"WITH {rows},"
+        f" ins AS (INSERT INTO partition_state ({', '.join([*_STATE_COLUMNS, *quoted])})"
+        f" SELECT {', '.join(state_values)} FROM u WHERE u.new_state RETURNING 1),"
+        " seq AS (UPDATE state_change_counter SET last_seq = last_seq + %s"
+        " WHERE id = 1 AND (SELECT count(*) FROM ins) >= 0 RETURNING last_seq - %s AS base)"
         f" INSERT INTO partition_state_history ({columns})"
-        f" SELECT {values}, seq.base + u.applied_ordinal FROM {source} CROSS JOIN seq ORDER BY u.ord"
+        f" SELECT {values}, seq.base + u.applied_ordinal FROM u CROSS JOIN seq ORDER BY u.ord"
     )
