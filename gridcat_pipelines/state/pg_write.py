@@ -70,8 +70,8 @@ _JSON_COLUMNS = frozenset({"tags"})  # travel as text, stored as jsonb
 
 # Both reads walk the wanted keys and probe an index per key (LATERAL subqueries the planner
 # cannot flatten into a join: a join lets stale statistics pick a hash join over the whole
-# table). Rows are locked in the order of the wanted keys, which callers sort, so concurrent
-# writers lock in the same order.
+# table). Rows are locked in the order of the wanted keys, which read_batch sorts, so
+# concurrent writers lock in the same order.
 #
 # The state probe states key equality as ``=`` on source and customer_id and as ``>= AND <=``
 # on query_name and logical_date. Same rows, and the primary key still bounds its scan to the

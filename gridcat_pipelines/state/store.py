@@ -13,6 +13,9 @@ Each offered result is decided in this order:
 
 Every offer is a history row. Change seqs come from a one-row counter locked until commit,
 so feed order is commit order and a reader following ``change_seq`` never skips a change.
+
+The decisions are one piece of Python for both dialects; on PostgreSQL the reads before and
+the writes after them go through ``pg_write`` (pipelined, set-based statements).
 """
 
 from __future__ import annotations
