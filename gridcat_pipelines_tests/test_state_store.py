@@ -388,3 +388,27 @@ def test_large_batch_over_existing_keys(store):
     assert all((states[k].current_run_id, states[k].version, states[k].status) == (r, 2, "failed") for k, r in zip(keys, newer))
     assert states[fresh].version == 1
     assert [c.seq for c in store.changes_since(20)] == list(range(21, 42))
+
+
+@pytest.mark.postgres
+def test_update_whose_row_id_does_not_match_writes_nothing(pg_url, monkeypatch):
+    """PostgreSQL updates locked rows by row id; if one were not found, nothing is written."""
+    from gridcat_pipelines.state import pg_write
+
+    store = StateStore.open(pg_url)
+    try:
+        store.record_result(ok(new_run_id()))
+        before = snapshot(store)
+        read_batch = pg_write.read_batch
+
+        def moved(*args, **kwargs):
+            found = read_batch(*args, **kwargs)
+            found.row_ids = {key: "(0,999)" for key in found.row_ids}
+            return found
+
+        monkeypatch.setattr(pg_write, "read_batch", moved)
+        with pytest.raises(RuntimeError, match="row id"):
+            store.record_result(ok(new_run_id()))
+        assert snapshot(store) == before
+    finally:
+        store.close()

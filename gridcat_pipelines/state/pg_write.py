@@ -12,19 +12,20 @@ finds existing rows, one more):
    that held them. (One statement joining both would read history from a snapshot taken
    before it waited for the locks, and miss that writer's result.) A large batch reads the
    history afterwards, only for the keys that have a row.
-2. **write** (:func:`write_batch`, COMMIT queued last by ``record_results``): one ``UPDATE ... FROM unnest(...)`` for the locked rows,
-   one ``INSERT ... SELECT FROM unnest(...)`` for new keys (a concurrent insert of the same
-   key raises a unique violation, and the caller retries the transaction), one ``INSERT``
-   of all history rows that takes its change seqs from the counter in the same statement
-   (the counter row stays locked until commit: feed order is commit order), then the
-   idempotency responses.
+2. **write** (:func:`write_batch`, COMMIT queued last by ``record_results``): one statement
+   (:func:`_write_sql`) that inserts the new states, updates the locked rows by row id, takes
+   the change seqs from the counter (the counter row stays locked until commit: feed order is
+   commit order) and inserts all history rows, from one set of arrays; then the idempotency
+   responses. A written state is its key's last applied offer plus attempt count and tags, so
+   the history arrays carry it.
 
 Rows travel as one array parameter per column, so each statement's text depends only on
-the projected facet columns; psycopg prepares it after a few runs. The INSERTs then run a
-generic plan (there is only one way to run them, and planning them was most of the planning
-time of a single write); the statements that look rows up keep the engine's custom plans: a
-generic plan is made once, possibly while the table is still small, and was measured keeping
-a sequential scan per key as the table grew (batches fell from 13,000 to 1,000 states/s).
+the projected facet columns; psycopg prepares it after a few runs. The write statement then
+runs a generic plan with sequential scans ruled out: it reaches partition_state only by row id
+(a TID scan), so one plan is right at any table size, and planning it was most of a single
+write's planning time. The reads keep the engine's custom plans: a generic plan is made once,
+possibly while the table is still small, and was measured keeping a sequential scan per key
+as the table grew (batches fell from 13,000 to 1,000 states/s).
 Runs on the psycopg connection under the caller's SQLAlchemy transaction, which commits or
 rolls back.
 """
@@ -107,8 +108,13 @@ CROSS JOIN LATERAL (
     WHERE {_KEY_MATCH.format(a='a', b='w')} AND a.run_id = w.run_id
 ) AS e"""
 
-INSERT_PLANS = "SET LOCAL plan_cache_mode = force_generic_plan"  # see the module docstring
-DEFAULT_PLANS = "SET LOCAL plan_cache_mode TO DEFAULT"
+# The write statement runs a generic plan with sequential scans ruled out (see the module
+# docstring): it reaches partition_state only by row id, so its plan is right at any size.
+WRITE_PLANS = (
+    "SELECT set_config('plan_cache_mode', 'force_generic_plan', true),"
+    " set_config('enable_seqscan', 'off', true)"
+)
+DEFAULT_PLANS = ("SET LOCAL plan_cache_mode TO DEFAULT", "SET LOCAL enable_seqscan TO DEFAULT")
 
 STORED_RESPONSES = """
 SELECT idempotency_key, request_hash, response FROM idempotency_record
@@ -200,23 +206,21 @@ def write_batch(
     that order. ``quote`` quotes a (validated) projection column name.
     """
     quoted = tuple(quote(column) for _, column in projections)
-    with pg.pipeline():
-        updated = None
-        if updates:
-            params = [[row_id for _, row_id in updates], *_state_arrays([s for s, _ in updates], projections)]
-            updated = pg.execute(_update_sql(quoted), params)
-        pg.execute(INSERT_PLANS)
-        applied = sum(1 for row in history if row["outcome"] == "applied")
-        params = [*_history_arrays(history), *_new_state_arrays(history, inserts, projections)]
-        pg.execute(_history_sql(quoted, bool(applied)), (*params, applied, applied) if applied else params)
-        if responses:
-            pg.execute(SAVE_RESPONSES, (scope, now, *map(list, zip(*_response_rows(responses)))))
-        if commit:
-            pg.commit()  # queued behind the writes; syncs, so errors surface here
-        else:
-            pg.execute(DEFAULT_PLANS)  # for whatever the caller runs next in the transaction
-    if updated is not None and updated.rowcount != len(updates):  # cannot happen: rows are locked
-        raise RuntimeError(f"updated {updated.rowcount} of {len(updates)} locked state rows")
+    applied = sum(1 for row in history if row["outcome"] == "applied")
+    params = [*_history_arrays(history), *_state_write_arrays(history, updates, inserts, projections)]
+    try:
+        with pg.pipeline():
+            pg.execute(WRITE_PLANS)
+            pg.execute(_write_sql(quoted, bool(applied)), (*params, applied, len(updates), applied) if applied else params)
+            if responses:
+                pg.execute(SAVE_RESPONSES, (scope, now, *map(list, zip(*_response_rows(responses)))))
+            if commit:
+                pg.commit()  # queued behind the writes; syncs, so errors surface here
+            else:
+                pg.execute(DEFAULT_PLANS[0])  # for whatever the caller runs next in the transaction
+                pg.execute(DEFAULT_PLANS[1])
+    except psycopg.errors.DivisionByZero as exc:  # the guard in _write_sql
+        raise RuntimeError("a locked state row was not found by its row id; nothing was written") from exc
 
 
 def _key_arrays(keys: Sequence[PartitionKey]) -> tuple[list[Any], ...]:
@@ -266,25 +270,6 @@ def _json(value: Any) -> str | None:
     return json.dumps(value) if value else "{}"
 
 
-def _state_arrays(states: Sequence[PartitionState], projections: Projections) -> list[list[Any]]:
-    arrays = [
-        [s.key.source for s in states],
-        [s.key.customer_id for s in states],
-        [s.key.query_name for s in states],
-        [s.key.logical_date for s in states],
-        [s.status for s in states],
-        [s.current_run_id for s in states],
-        [s.schema_version for s in states],
-        [s.record_count for s in states],
-        [s.updated_at for s in states],
-        [s.error_message for s in states],
-        [s.attempt_count for s in states],
-        [_json(s.tags) for s in states],
-        [s.version for s in states],
-    ]
-    return arrays + projector.project_columns([s.tags for s in states], projections)
-
-
 def _history_arrays(rows: Sequence[dict[str, Any]]) -> list[list[Any]]:
     arrays = [[_json(r[c]) if c in _JSON_COLUMNS else r[c] for r in rows] for c in _HISTORY_COLUMNS]
     ordinal, applied_ordinals = 0, []
@@ -313,45 +298,38 @@ def _value(name: str) -> str:
     return f"u.{name}::jsonb" if name in _JSON_COLUMNS else f"u.{name}"
 
 
-@lru_cache(maxsize=64)
-def _update_sql(quoted: tuple[str, ...]) -> str:
-    """UPDATE of locked rows from arrays: by row id (a TID scan; the key must still match),
-    then the state columns, then the (quoted) projected columns."""
-    aliases = [f"f{i}" for i in range(len(quoted))]
-    sets = [f"{c} = {_value(c)}" for c in _STATE_COLUMNS[4:]]
-    sets += [f"{q} = u.{a}" for q, a in zip(quoted, aliases)]
-    source = _unnest(["row_id", *_STATE_COLUMNS, *aliases], ["text", *_STATE_TYPES, *["text"] * len(quoted)])
-    return (
-        f"UPDATE partition_state AS p SET {', '.join(sets)} FROM {source}"
-        f" WHERE p.ctid = u.row_id::tid AND {_KEY_MATCH.format(a='p', b='u')}"
-    )
+_STATE_WRITE_COLUMNS = ("state_write", "row_id", "attempt_count", "state_tags")
+_STATE_WRITE_TYPES = ("text", "text", "integer", "text")
 
 
-_NEW_STATE_COLUMNS = ("new_state", "attempt_count", "state_tags")
-_NEW_STATE_TYPES = ("boolean", "integer", "text")
-
-
-def _new_state_arrays(
-    history: Sequence[dict[str, Any]], inserts: Sequence[PartitionState], projections: Projections
+def _state_write_arrays(
+    history: Sequence[dict[str, Any]],
+    updates: Sequence[tuple[PartitionState, str]],
+    inserts: Sequence[PartitionState],
+    projections: Projections,
 ) -> list[list[Any]]:
-    """Per history row: whether it is the last applied offer of a key the batch inserts, and
-    then that new state's attempt count, tags and projected values (else NULLs).
+    """Per history row: whether the batch writes its key's state from it (``insert``/``update``,
+    on the key's last applied offer), and then the locked row's id, the state's attempt count,
+    tags and projected values (else NULLs).
 
-    The rest of a new state is its last applied offer (status, run, schema version, record
-    count, error, timestamp, version): one INSERT writes both from the same arrays.
+    The rest of a written state is that offer (status, run, schema version, record count,
+    error, timestamp, version): one statement writes states and history from the same arrays.
     """
     row_of = {}
     for index, row in enumerate(history):
         if row["outcome"] == "applied":
             row_of[(row["source"], row["customer_id"], row["query_name"], row["logical_date"])] = index
+    write: list[str | None] = [None] * len(history)
+    row_ids: list[str | None] = [None] * len(history)
     marked: list[PartitionState | None] = [None] * len(history)
-    for state in inserts:
+    for kind, state, row_id in [("update", s, r) for s, r in updates] + [("insert", s, None) for s in inserts]:
         index = row_of[state.key.as_tuple()]
         _check_state_is_offer(state, history[index])
-        marked[index] = state
+        write[index], row_ids[index], marked[index] = kind, row_id, state
     projected = projector.project_columns([None if s is None else s.tags for s in marked], projections)
     return [
-        [s is not None for s in marked],
+        write,
+        row_ids,
         [None if s is None else s.attempt_count for s in marked],
         [None if s is None else _json(s.tags) for s in marked],
         *projected,
@@ -359,45 +337,62 @@ def _new_state_arrays(
 
 
 def _check_state_is_offer(state: PartitionState, row: dict[str, Any]) -> None:
-    """A new state must be its last applied offer (see :func:`_new_state_arrays`)."""
+    """A written state must be its last applied offer (see :func:`_state_write_arrays`)."""
     offered = (row["status"], row["run_id"], row["schema_version"], row["record_count"],
                row["error_message"], row["recorded_at"], row["state_version"])
     held = (state.status, state.current_run_id, state.schema_version, state.record_count,
             state.error_message, state.updated_at, state.version)
     if offered != held:
-        raise RuntimeError(f"new state of {state.key} is not its last applied offer")
+        raise RuntimeError(f"state of {state.key} is not its last applied offer")
 
 
 @lru_cache(maxsize=64)
-def _history_sql(quoted: tuple[str, ...], takes_seqs: bool) -> str:
-    """INSERT of history rows in offer order and, before it, of the new states (see
-    :func:`_new_state_arrays`; no ON CONFLICT: a concurrent insert of the key must fail and
-    retry). With ``takes_seqs`` (last two parameters: how many), applied rows get the next
-    change seqs from the counter, which is updated only after the new states are in (its
-    condition waits for them), as separate statements would: a writer never holds the counter
-    while it waits for another writer's uncommitted insert of the same key."""
+def _write_sql(quoted: tuple[str, ...], takes_seqs: bool) -> str:
+    """The states and history rows of one call in one statement, from the history arrays plus
+    :func:`_state_write_arrays` (projected columns ``quoted``), in this order:
+
+    1. ``ins``: new states (no ON CONFLICT: a concurrent insert of the key fails and retries);
+    2. ``upd``: locked rows by row id (a TID scan; the key must still match);
+    3. ``seq``: with ``takes_seqs`` (last three parameters: applied rows, updated rows, applied
+       rows), the counter, only after 1 and 2 are done (its condition waits for them, so a
+       writer never holds the counter while waiting for another's insert of the same key); if
+       a locked row was not found by its row id (cannot happen: nobody else can move it), the
+       condition divides by zero and the transaction fails (:func:`write_batch` says why);
+    4. the history rows in offer order, applied ones with consecutive change seqs.
+    """
     aliases = [f"f{i}" for i in range(len(quoted))]
-    names = [*_HISTORY_COLUMNS, "applied_ordinal", *_NEW_STATE_COLUMNS, *aliases]
-    types = [*_HISTORY_TYPES, "bigint", *_NEW_STATE_TYPES, *["text"] * len(quoted)]
+    names = [*_HISTORY_COLUMNS, "applied_ordinal", *_STATE_WRITE_COLUMNS, *aliases]
+    types = [*_HISTORY_TYPES, "bigint", *_STATE_WRITE_TYPES, *["text"] * len(quoted)]
     values = ", ".join(_value(c) for c in _HISTORY_COLUMNS)
     columns = ", ".join([*_HISTORY_COLUMNS, "change_seq"])
     rows = f"u AS (SELECT * FROM {_unnest(names, types, ordinality=True)})"
-    if not takes_seqs:  # nothing applied: no new state either
+    if not takes_seqs:  # nothing applied: no state to write either
         return (
             f"WITH {rows} INSERT INTO partition_state_history ({columns})"
             f" SELECT {values}, NULL FROM u ORDER BY u.ord"
         )
-    state_values = [
-        "u.source", "u.customer_id", "u.query_name", "u.logical_date", "u.status", "u.run_id",
-        "u.schema_version", "u.record_count", "u.recorded_at", "u.error_message", "u.attempt_count",
-        "u.state_tags::jsonb", "u.state_version", *[f"u.{a}" for a in aliases],
-    ]
+    state = {
+        "status": "u.status", "current_run_id": "u.run_id", "schema_version": "u.schema_version",
+        "record_count": "u.record_count", "updated_at": "u.recorded_at",
+        "error_message": "u.error_message", "attempt_count": "u.attempt_count",
+        "tags": "u.state_tags::jsonb", "version": "u.state_version",
+        **{q: f"u.{a}" for q, a in zip(quoted, aliases)},
+    }
+    key = "source, customer_id, query_name, logical_date"
+    inserted = [*key.split(", "), *state]
     return (
         f"WITH {rows},"
-        f" ins AS (INSERT INTO partition_state ({', '.join([*_STATE_COLUMNS, *quoted])})"
-        f" SELECT {', '.join(state_values)} FROM u WHERE u.new_state RETURNING 1),"
-        " seq AS (UPDATE state_change_counter SET last_seq = last_seq + %s"
-        " WHERE id = 1 AND (SELECT count(*) FROM ins) >= 0 RETURNING last_seq - %s AS base)"
+        f" ins AS (INSERT INTO partition_state ({', '.join(inserted)})"
+        f" SELECT u.{', u.'.join(key.split(', '))}, {', '.join(state.values())}"
+        " FROM u WHERE u.state_write = 'insert' RETURNING 1),"
+        f" upd AS (UPDATE partition_state AS p SET {', '.join(f'{c} = {v}' for c, v in state.items())}"
+        " FROM u WHERE u.state_write = 'update' AND p.ctid = u.row_id::tid"
+        f" AND ({'p.' + key.replace(', ', ', p.')}) IS NOT DISTINCT FROM ({'u.' + key.replace(', ', ', u.')})"
+        " RETURNING 1),"
+        " seq AS (UPDATE state_change_counter SET last_seq = last_seq + %s WHERE id = 1"
+        " AND (SELECT count(*) FROM ins) >= 0"
+        " AND 1 / (CASE WHEN (SELECT count(*) FROM upd) = %s THEN 1 ELSE 0 END) = 1"
+        " RETURNING last_seq - %s AS base)"
         f" INSERT INTO partition_state_history ({columns})"
         f" SELECT {values}, seq.base + u.applied_ordinal FROM u CROSS JOIN seq ORDER BY u.ord"
     )
