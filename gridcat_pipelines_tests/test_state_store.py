@@ -323,3 +323,92 @@ def test_timestamps_are_utc_aware(store):
     assert state.updated_at.tzinfo is not None
     assert store.get(KEY).updated_at == state.updated_at
     assert state.to_json()["updated_at"].endswith("Z")
+
+
+def test_batch_over_new_and_existing_keys(store):
+    """One batch mixing new keys, updates of existing rows (twice for one key), a superseded
+    and a replayed result: the same outcomes and states as offering them one by one."""
+    a, b, c = (PartitionKey.parse(str(n), "campaign", "2026-11-01") for n in (7, 8, 9))
+    old_b, run_a, run_b = new_run_id(), new_run_id(), new_run_id()
+    store.record_results([ok(run_a, key=a, tags={"team": "core"}), ok(run_b, key=b)])
+    later_a, last_a, run_c = new_run_id(), new_run_id(), new_run_id()
+    outcomes = store.record_results([
+        bad(later_a, key=a),  # update, keeps tags (tags=None)
+        ok(run_c, key=c, tags={"env": "prod"}),  # new key
+        ok(old_b, key=b),  # older run than b's: superseded
+        ok(last_a, key=a, record_count=5),  # a second update of a in the same batch
+        ok(run_b, key=b),  # b's current result again: replayed
+    ])
+    assert [o.outcome for o in outcomes] == ["applied", "applied", "superseded", "applied", "replayed"]
+    states = store.get_many([a, b, c])
+    assert (states[a].current_run_id, states[a].version, states[a].attempt_count) == (last_a, 3, 3)
+    assert (states[a].status, states[a].record_count, states[a].tags) == ("success", 5, {"team": "core"})
+    assert states[a] == outcomes[3].state
+    assert (states[b].current_run_id, states[b].version) == (run_b, 1)
+    assert (states[c].current_run_id, states[c].version, states[c].tags) == (run_c, 1, {"env": "prod"})
+    assert [(ch.seq, ch.key, ch.version) for ch in store.changes_since(2)] == [(3, a, 2), (4, c, 1), (5, a, 3)]
+    assert [h.outcome for h in store.history(b)] == ["applied", "superseded", "replayed"]
+
+
+@pytest.mark.postgres
+def test_a_pooled_connection_the_server_closed_is_replaced(pg_url):
+    import sqlalchemy as sa
+
+    store = StateStore.open(pg_url)
+    try:
+        store.record_result(ok(new_run_id()))
+        with store.engine.connect() as conn:
+            pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        admin = sa.create_engine(pg_url, poolclass=sa.pool.NullPool)
+        with admin.connect() as conn:
+            assert conn.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)}, 5000)").scalar_one()
+        admin.dispose()
+        assert store.get(KEY).version == 1  # the dead pooled connection is not handed out
+        assert store.record_result(ok(new_run_id())).outcome == "applied"
+    finally:
+        store.close()
+
+
+def test_large_batch_over_existing_keys(store):
+    """A batch too large to read history speculatively (PostgreSQL reads it after the locks,
+    for the keys found) decides replays, supersedes and updates like a small one."""
+    keys = [PartitionKey.parse(str(100 + n), "campaign", "2026-11-03") for n in range(20)]
+    older = [new_run_id() for _ in keys]
+    first = [new_run_id() for _ in keys]
+    store.record_results([ok(run, key=key) for key, run in zip(keys, first)])
+    newer = [new_run_id() for _ in keys]
+    fresh = PartitionKey.parse("999", "campaign", "2026-11-03")
+    batch = [ok(run, key=key) for key, run in zip(keys, first)]  # replays
+    batch += [ok(run, key=key) for key, run in zip(keys, older)]  # superseded
+    batch += [bad(run, key=key) for key, run in zip(keys, newer)]  # applied updates
+    batch.append(ok(new_run_id(), key=fresh))
+    outcomes = store.record_results(batch)
+    assert [o.outcome for o in outcomes] == ["replayed"] * 20 + ["superseded"] * 20 + ["applied"] * 21
+    states = store.get_many([*keys, fresh])
+    assert all((states[k].current_run_id, states[k].version, states[k].status) == (r, 2, "failed") for k, r in zip(keys, newer))
+    assert states[fresh].version == 1
+    assert [c.seq for c in store.changes_since(20)] == list(range(21, 42))
+
+
+@pytest.mark.postgres
+def test_update_whose_row_id_does_not_match_writes_nothing(pg_url, monkeypatch):
+    """PostgreSQL updates locked rows by row id; if one were not found, nothing is written."""
+    from gridcat_pipelines.state import pg_write
+
+    store = StateStore.open(pg_url)
+    try:
+        store.record_result(ok(new_run_id()))
+        before = snapshot(store)
+        read_batch = pg_write.read_batch
+
+        def moved(*args, **kwargs):
+            found = read_batch(*args, **kwargs)
+            found.row_ids = {key: "(0,999)" for key in found.row_ids}
+            return found
+
+        monkeypatch.setattr(pg_write, "read_batch", moved)
+        with pytest.raises(RuntimeError, match="row id"):
+            store.record_result(ok(new_run_id()))
+        assert snapshot(store) == before
+    finally:
+        store.close()

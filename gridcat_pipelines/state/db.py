@@ -2,10 +2,15 @@
 
 SQLite runs in WAL mode with a busy timeout, and write transactions start with
 ``BEGIN IMMEDIATE`` so two writers queue instead of failing on a lock upgrade.
+
+PostgreSQL connections are checked on checkout only when there is a reason to doubt them
+(:func:`_ping_when_in_doubt`), not with a round trip on every checkout (``pool_pre_ping``).
 """
 
 from __future__ import annotations
 
+import select
+import time
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -15,6 +20,8 @@ from sqlalchemy.engine import Connection, Engine
 from gridcat_pipelines.errors import invalid_argument
 
 WRITE_OPTION = "gridcat_write"
+PING_AFTER_IDLE_S = 10.0  # a pooled PostgreSQL connection idle longer is pinged on checkout
+RECYCLE_AFTER_S = 1800  # and one older than this is replaced
 
 
 def normalize_url(url: str) -> str:
@@ -42,16 +49,59 @@ def create_state_engine(url: str, *, pool_size: int = 5) -> Engine:
         # Batched key lookups join on unnest(array params): psycopg prepares a statement after
         # five runs and PostgreSQL then switches to a generic plan that does not know the array
         # sizes (measured: 20 ms -> 780 ms per 1,000 keys). Custom plans keep them index lookups.
-        return sa.create_engine(
+        engine = sa.create_engine(
             parsed,
             pool_size=pool_size,
             max_overflow=pool_size,
-            pool_pre_ping=True,
+            pool_recycle=RECYCLE_AFTER_S,
             connect_args={"options": "-c plan_cache_mode=force_custom_plan"},
         )
+        _ping_when_in_doubt(engine)
+        return engine
     raise invalid_argument(
         f"state store backend {backend!r} is not supported: use sqlite:/// or postgresql+psycopg://"
     )
+
+
+def _ping_when_in_doubt(engine: Engine) -> None:
+    """Pessimistic disconnect handling at a fraction of ``pool_pre_ping``'s cost.
+
+    A connection checked out again soon after its checkin whose socket has nothing to read
+    is used as it is; one idle for over ``PING_AFTER_IDLE_S``, or whose socket is readable (a
+    server that closed the connection or is terminating it has sent EOF or an error), gets a
+    ``SELECT 1`` first, and is replaced (``DisconnectionError``, the pool retries) if that
+    fails. A connection that breaks mid-use raises as before and makes the pool drop its
+    connections; the state store retries such write transactions.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(_dbapi_connection, record):  # pragma: no cover - exercised by every test
+        record.info.pop("gridcat_idle_since", None)
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection, record):
+        if record is not None:
+            record.info["gridcat_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection, record, _proxy):
+        idle_since = record.info.get("gridcat_idle_since")
+        fresh = idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_S
+        if fresh and not _socket_readable(dbapi_connection):
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise sa.exc.DisconnectionError(f"connection failed its check on checkout: {exc}") from exc
+
+
+def _socket_readable(dbapi_connection) -> bool:
+    """Whether an idle connection's socket has anything to read (then it is suspect)."""
+    try:
+        readable, _, _ = select.select([dbapi_connection.fileno()], [], [], 0)
+    except Exception:  # closed or broken: let the ping decide
+        return True
+    return bool(readable)
 
 
 def _sqlite_engine(parsed: sa.engine.URL) -> Engine:

@@ -147,14 +147,18 @@ class ValidationResult:
         if expected is not None and (isinstance(expected, bool) or not isinstance(expected, int) or expected < 0):
             raise invalid_argument(f"expected_version {expected!r} must be a non-negative integer")
         idem = check_idempotency_key(self.idempotency_key)
+        run_id = parse_run_id(self.run_id)
+        tags = None if self.tags is None else parse_tags(self.tags)
+        if self.tags is None and _same((key, run_id, status), (self.key, self.run_id, self.status)):
+            return self  # already normal (the usual case): no copy
         return ValidationResult(
             key=key,
-            run_id=parse_run_id(self.run_id),
+            run_id=run_id,
             status=status,
             schema_version=schema_version,
             record_count=record_count,
             error_message=error_message,
-            tags=None if self.tags is None else parse_tags(self.tags),
+            tags=tags,
             expected_version=expected,
             idempotency_key=idem,
         )
@@ -183,6 +187,15 @@ class ValidationResult:
         )
 
 
+def _same(normal: tuple[Any, ...], given: tuple[Any, ...]) -> bool:
+    """Whether normalising changed nothing: equal values of the very same types, key fields too."""
+    if normal != given:
+        return False
+    pairs = list(zip(normal, given))
+    pairs += list(zip(normal[0].as_tuple(), given[0].as_tuple()))  # the key's fields
+    return all(type(a) is type(b) for a, b in pairs)
+
+
 def check_idempotency_key(value: object) -> str | None:
     """An optional idempotency key: 1 to 200 printable characters."""
     if value is None:
@@ -192,8 +205,11 @@ def check_idempotency_key(value: object) -> str | None:
     return value
 
 
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)  # = json.dumps(...)
+
+
 def _digest(payload: dict[str, Any]) -> str:
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    text = _CANONICAL_JSON.encode(payload)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

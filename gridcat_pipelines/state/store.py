@@ -13,6 +13,9 @@ Each offered result is decided in this order:
 
 Every offer is a history row. Change seqs come from a one-row counter locked until commit,
 so feed order is commit order and a reader following ``change_seq`` never skips a change.
+
+The decisions are one piece of Python for both dialects; on PostgreSQL the reads before and
+the writes after them go through ``pg_write`` (pipelined, set-based statements).
 """
 
 from __future__ import annotations
@@ -20,11 +23,13 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any, TypeVar
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
@@ -37,7 +42,7 @@ from gridcat_pipelines.errors import (
     not_found,
 )
 from gridcat_pipelines.run_ids import parse_run_id
-from gridcat_pipelines.state import migrations
+from gridcat_pipelines.state import migrations, pg_write
 from gridcat_pipelines.state.db import create_state_engine, write_connection
 from gridcat_pipelines.state.keys import PartitionKey
 from gridcat_pipelines.state.models import (
@@ -58,6 +63,7 @@ from gridcat_pipelines.state.models import (
 from gridcat_pipelines.state.page_tokens import decode_token, encode_token
 from gridcat_pipelines.tag_facets import filters as facet_filters
 from gridcat_pipelines.tag_facets import projector
+from gridcat_pipelines.tag_facets.identifiers import quote
 from gridcat_pipelines.state.tables import (
     KEY_COLUMNS,
     gridcat_meta,
@@ -84,6 +90,32 @@ class _RunInfo:
 
     last: dict[str, Any]  # the last history row offered for the run
     ever_applied: bool
+
+
+_NO_ROW = PartitionState.implicit_pending(PartitionKey("", "", "", date.min))  # key never read
+
+
+@dataclass
+class _Reads:
+    """What a write transaction read before deciding: stored idempotent responses (request
+    hashes checked), the locked state rows, history of the offered runs of those keys."""
+
+    stored: dict[str, dict[str, Any]]
+    states: dict[PartitionKey, PartitionState]
+    runs: dict[tuple[PartitionKey, str], _RunInfo]
+    projections: tuple[Any, ...] | None = None  # PostgreSQL: read with the locks
+    row_ids: dict[PartitionKey, str] = field(default_factory=dict)  # PostgreSQL: locked rows' ctids
+
+
+@dataclass
+class _Plan:
+    """What to write and answer for one batch."""
+
+    outcomes: list[RecordOutcome]
+    existing: set[PartitionKey]  # keys with a state row before the batch
+    changed: dict[PartitionKey, PartitionState] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)  # in offer order
+    responses: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
 
 
 def _utcnow() -> datetime:
@@ -132,9 +164,42 @@ def _state_to_row(state: PartitionState) -> dict[str, Any]:
     }
 
 
+def _check_stored(
+    rows: Iterable[tuple[str, str, dict[str, Any]]], keyed: dict[str, str]
+) -> dict[str, dict[str, Any]]:
+    """Stored ``(key, request hash, response)`` rows as ``{key: response}``; a key stored for
+    another request than ``keyed`` says is ``INVALID_ARGUMENT``."""
+    found = {}
+    for key, request_hash, response in rows:
+        if request_hash != keyed[key]:
+            raise invalid_argument(
+                f"idempotency key {key!r} was used with a different request", {"idempotency_key": key}
+            )
+        found[key] = response
+    return found
+
+
+@contextmanager
+def _as_sqlalchemy_errors(conn: Connection) -> Iterator[None]:
+    """psycopg errors from statements run on the driver connection (``pg_write``) as the
+    SQLAlchemy errors ``conn.execute`` raises, so retries and callers treat them alike; a
+    connection the error broke is invalidated."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        broken = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, None)
+        if broken:
+            conn.invalidate(exc)
+        raise sa.exc.DBAPIError.instance(
+            "(pipelined write)", None, exc, psycopg.Error, connection_invalidated=broken, dialect=conn.dialect
+        ) from exc
+
+
 def _is_retryable(exc: sa.exc.DBAPIError) -> bool:
-    """Unique-key races, deadlocks and serialization failures: safe to retry the whole transaction."""
-    if isinstance(exc, sa.exc.IntegrityError):
+    """Unique-key races, deadlocks, serialization failures and lost connections: safe to retry
+    the whole transaction (after a connection lost during COMMIT, the retry of a committed
+    write is a replay: it changes nothing and says ``replayed``)."""
+    if isinstance(exc, sa.exc.IntegrityError) or exc.connection_invalidated:
         return True
     code = getattr(getattr(exc, "orig", None), "sqlstate", None)
     return code in ("40001", "40P01")
@@ -307,7 +372,7 @@ class StateStore:
         items = [r.validated() for r in results]
         if not items:
             return []
-        return self._in_write_transaction(lambda conn: self._record_batch(conn, items))
+        return self._in_write_transaction(lambda conn: self._record_batch(conn, items, commit=True))
 
     def set_authoritative(
         self,
@@ -398,117 +463,176 @@ class StateStore:
                 time.sleep(random.uniform(0, 0.005 * (2**attempt)))
         raise AssertionError("unreachable")
 
-    def _record_batch(self, conn: Connection, items: list[ValidationResult]) -> list[RecordOutcome | None]:
-        outcomes: list[RecordOutcome | None] = [None] * len(items)
-        # 1. idempotency keys: a key seen before answers with its first response.
-        keyed = {i.idempotency_key: i.request_hash() for i in items if i.idempotency_key}
-        stored = self._idempotent_response(conn, SCOPE_RECORD, keyed) if keyed else {}
-        first_in_batch: dict[str, int] = {}
-        todo: list[int] = []
-        for index, item in enumerate(items):
-            idem = item.idempotency_key
-            if idem and idem in stored:
-                outcomes[index] = self._outcome_from_json(stored[idem])
-            elif idem and idem in first_in_batch:
-                if items[first_in_batch[idem]].request_hash() != item.request_hash():
-                    raise invalid_argument(
-                        f"idempotency key {idem!r} was used with a different request", {"idempotency_key": idem}
-                    )
-                todo.append(index)  # resolved to the first one's outcome below
-            else:
-                if idem:
-                    first_in_batch[idem] = index
-                todo.append(index)
-        if not todo:
-            return outcomes  # type: ignore[return-value]
+    def _record_batch(
+        self, conn: Connection, items: list[ValidationResult], *, commit: bool = False
+    ) -> list[RecordOutcome]:
+        """Decide and write ``items`` in the caller's write transaction, which commits.
 
-        # 2. lock the rows, read what history knows of the runs offered.
-        keys = sorted({items[i].key for i in todo})
-        states = self._lock_states(conn, keys)
-        existing = set(states)
+        With ``commit`` on PostgreSQL, the COMMIT rides in the write round trip (the caller's
+        SQLAlchemy commit then finds the driver connection idle and sends nothing): pass it only
+        when this is the transaction's last step.
+        """
+        keyed = {i.idempotency_key: i.request_hash() for i in items if i.idempotency_key}
+        if self.dialect != "postgresql":
+            plan = self._decide(items, self._read_batch(conn, items, keyed), self._clock())
+            if plan.history:
+                self._write_batch(conn, plan)
+            return plan.outcomes
+        with _as_sqlalchemy_errors(conn):
+            reads = self._read_batch_pg(conn, items, keyed)
+            plan = self._decide(items, reads, self._clock())
+            if plan.history:
+                self._write_batch_pg(conn, plan, reads, commit=commit)
+        return plan.outcomes
+
+    def _read_batch(self, conn: Connection, items: list[ValidationResult], keyed: dict[str, str]) -> "_Reads":
+        """Stored idempotent responses, the locked state rows, what history knows of the runs."""
+        stored = self._idempotent_response(conn, SCOPE_RECORD, keyed) if keyed else {}
+        keys = sorted({i.key for i in items if not (i.idempotency_key and i.idempotency_key in stored)})
+        states = self._lock_states(conn, keys) if keys else {}
         # a key without a state row has no history (the first offer for a key always applies)
-        runs = self._run_infos(
-            conn, sorted({(items[i].key, items[i].run_id) for i in todo if items[i].key in existing})
+        pairs = sorted({(i.key, i.run_id) for i in items if i.key in states})
+        return _Reads(stored=stored, states=states, runs=self._run_infos(conn, pairs))
+
+    def _read_batch_pg(self, conn: Connection, items: list[ValidationResult], keyed: dict[str, str]) -> "_Reads":
+        """:meth:`_read_batch` in one round trip (see ``pg_write``), with the facet projections."""
+        found = pg_write.read_batch(
+            conn.connection.driver_connection,
+            [i.key for i in items],
+            list(dict.fromkeys((i.key, i.run_id) for i in items)),
+            scope=SCOPE_RECORD,
+            idempotency_keys=sorted(keyed),
+        )
+        return _Reads(
+            stored=_check_stored(found.stored, keyed),
+            states=found.states,
+            runs={pair: _RunInfo(last=last, ever_applied=ever) for pair, (last, ever) in found.runs.items()},
+            projections=found.projections,
+            row_ids=found.row_ids,
         )
 
-        # 3. decide each result in order against the evolving state.
-        now = self._clock()
-        changed: dict[PartitionKey, PartitionState] = {}
-        history: list[dict[str, Any]] = []
-        applied_rows: list[dict[str, Any]] = []
-        responses: list[tuple[str, str, dict[str, Any]]] = []
-        for index in todo:
-            item = items[index]
+    def _decide(self, items: list[ValidationResult], reads: "_Reads", now: datetime) -> "_Plan":
+        """Each result's outcome, in order, against the evolving state (see the module docstring)."""
+        first_in_batch = self._first_of_each_key(items, reads.stored)
+        plan = _Plan(outcomes=[None] * len(items), existing=set(reads.states))  # type: ignore[list-item]
+        states, runs = dict(reads.states), dict(reads.runs)
+        for index, item in enumerate(items):
             idem = item.idempotency_key
-            if idem and first_in_batch.get(idem) != index:
-                outcomes[index] = outcomes[first_in_batch[idem]]
-                continue
-            key = item.key
-            current = states.get(key) or PartitionState.implicit_pending(key)
-            if item.expected_version is not None and item.expected_version != current.version:
-                raise failed_precondition(
-                    f"state of {key} is at version {current.version}, not {item.expected_version}",
-                    {"current_version": current.version, "expected_version": item.expected_version},
-                )
-            result_hash = item.result_hash()
-            info = runs.get((key, item.run_id))
-            if info is not None and info.last["result_hash"] == result_hash:
-                outcome, state = OUTCOME_REPLAYED, current
-            elif current.current_run_id is not None and item.run_id < current.current_run_id:
-                outcome, state = OUTCOME_SUPERSEDED, current
+            if idem and idem in reads.stored:
+                plan.outcomes[index] = self._outcome_from_json(reads.stored[idem])
+            elif idem and first_in_batch[idem] != index:
+                plan.outcomes[index] = plan.outcomes[first_in_batch[idem]]
             else:
-                outcome = OUTCOME_APPLIED
-                state = PartitionState(
-                    key=key,
-                    status=item.status,
-                    current_run_id=item.run_id,
-                    schema_version=item.schema_version,
-                    record_count=item.record_count,
-                    updated_at=now,
-                    error_message=item.error_message,
-                    attempt_count=current.attempt_count
-                    + (0 if info is not None and info.ever_applied else 1),
-                    version=current.version + 1,
-                    tags=current.tags if item.tags is None else dict(item.tags),
-                )
-                states[key] = changed[key] = state
-            row = {
-                **self._key_row(key),
-                "run_id": item.run_id,
-                "outcome": outcome,
-                "status": item.status,
-                "schema_version": item.schema_version,
-                "record_count": item.record_count,
-                "error_message": item.error_message,
-                "tags": item.tags,
-                "result_hash": result_hash,
-                "state_version": state.version,
-                "change_seq": None,
-                "recorded_at": now,
-                "idempotency_key": idem,
-            }
-            history.append(row)
-            if outcome == OUTCOME_APPLIED:
-                applied_rows.append(row)
-            runs[(key, item.run_id)] = _RunInfo(
-                last=row,
-                ever_applied=outcome == OUTCOME_APPLIED or (info is not None and info.ever_applied),
-            )
-            result = RecordOutcome(outcome, state)
-            outcomes[index] = result
-            if idem:
-                responses.append((idem, item.request_hash(), result.to_json()))
+                result = plan.outcomes[index] = self._decide_one(item, states, runs, plan, now)
+                if idem:
+                    plan.responses.append((idem, item.request_hash(), result.to_json()))
+        return plan
 
-        # 4. write: states, then the change seqs (locks the counter until commit), then history.
-        if changed:
-            self._write_states(conn, changed, existing=existing)
+    @staticmethod
+    def _first_of_each_key(items: list[ValidationResult], stored: dict[str, Any]) -> dict[str, int]:
+        """Index of the first item with each idempotency key not answered from ``stored``; a
+        later item with the same key and another request is ``INVALID_ARGUMENT``."""
+        first: dict[str, int] = {}
+        for index, item in enumerate(items):
+            idem = item.idempotency_key
+            if not idem or idem in stored:
+                continue
+            if idem not in first:
+                first[idem] = index
+            elif items[first[idem]].request_hash() != item.request_hash():
+                raise invalid_argument(
+                    f"idempotency key {idem!r} was used with a different request", {"idempotency_key": idem}
+                )
+        return first
+
+    def _decide_one(
+        self,
+        item: ValidationResult,
+        states: dict[PartitionKey, PartitionState],
+        runs: dict[tuple[PartitionKey, str], _RunInfo],
+        plan: "_Plan",
+        now: datetime,
+    ) -> RecordOutcome:
+        """Replayed, superseded or applied: one result against the current state of its key."""
+        key = item.key
+        current = states.get(key) or _NO_ROW  # a new key: implicit pending (built only if answered)
+        if item.expected_version is not None and item.expected_version != current.version:
+            raise failed_precondition(
+                f"state of {key} is at version {current.version}, not {item.expected_version}",
+                {"current_version": current.version, "expected_version": item.expected_version},
+            )
+        result_hash = item.result_hash()
+        info = runs.get((key, item.run_id))
+        ever_applied = info is not None and info.ever_applied
+        if info is not None and info.last["result_hash"] == result_hash:
+            outcome, state = OUTCOME_REPLAYED, current
+        elif current.current_run_id is not None and item.run_id < current.current_run_id:
+            outcome, state = OUTCOME_SUPERSEDED, current
+        else:
+            outcome = OUTCOME_APPLIED
+            state = PartitionState(
+                key=key,
+                status=item.status,
+                current_run_id=item.run_id,
+                schema_version=item.schema_version,
+                record_count=item.record_count,
+                updated_at=now,
+                error_message=item.error_message,
+                attempt_count=current.attempt_count + (0 if ever_applied else 1),
+                version=current.version + 1,
+                tags=dict(current.tags) if item.tags is None else dict(item.tags),
+            )
+            states[key] = plan.changed[key] = state
+        if state is _NO_ROW:
+            state = PartitionState.implicit_pending(key)
+        row = {
+            "source": key.source,
+            "customer_id": key.customer_id,
+            "query_name": key.query_name,
+            "logical_date": key.logical_date,
+            "run_id": item.run_id,
+            "outcome": outcome,
+            "status": item.status,
+            "schema_version": item.schema_version,
+            "record_count": item.record_count,
+            "error_message": item.error_message,
+            "tags": item.tags,
+            "result_hash": result_hash,
+            "state_version": state.version,
+            "change_seq": None,
+            "recorded_at": now,
+            "idempotency_key": item.idempotency_key,
+        }
+        plan.history.append(row)
+        runs[(key, item.run_id)] = _RunInfo(last=row, ever_applied=ever_applied or outcome == OUTCOME_APPLIED)
+        return RecordOutcome(outcome, state)
+
+    def _write_batch(self, conn: Connection, plan: "_Plan") -> None:
+        """States, then the change seqs (locks the counter until commit), then history, responses."""
+        applied_rows = [row for row in plan.history if row["outcome"] == OUTCOME_APPLIED]
+        if plan.changed:
+            self._write_states(conn, plan.changed, existing=plan.existing)
             seqs = self._take_change_seqs(conn, len(applied_rows))
             for row, seq in zip(applied_rows, seqs):
                 row["change_seq"] = seq
-        self._insert_history(conn, history)
-        if responses:
-            self._save_responses(conn, SCOPE_RECORD, responses)
-        return outcomes  # type: ignore[return-value]
+        self._insert_history(conn, plan.history)
+        if plan.responses:
+            self._save_responses(conn, SCOPE_RECORD, plan.responses)
+
+    def _write_batch_pg(self, conn: Connection, plan: "_Plan", reads: "_Reads", *, commit: bool) -> None:
+        """:meth:`_write_batch` in one round trip, with the projections read under the lock."""
+        pg_write.write_batch(
+            conn.connection.driver_connection,
+            lambda name: quote(conn, name),
+            reads.projections or (),
+            updates=[(s, reads.row_ids[k]) for k, s in plan.changed.items() if k in reads.row_ids],
+            inserts=[s for k, s in plan.changed.items() if k not in reads.row_ids],
+            history=plan.history,
+            responses=plan.responses,
+            scope=SCOPE_RECORD,
+            now=self._clock(),
+            commit=commit,
+        )
 
     @staticmethod
     def _key_equals(table: sa.Table, key: PartitionKey) -> list[Any]:
@@ -633,18 +757,13 @@ class StateStore:
     ) -> dict[str, dict[str, Any]]:
         """Stored responses for the keys seen before; a key reused with another request is an error."""
         t = idempotency_record
-        found: dict[str, dict[str, Any]] = {}
-        names = sorted(keyed)
-        for chunk in _chunks(names):
-            query = sa.select(t).where(t.c.scope == scope, t.c.idempotency_key.in_(list(chunk)))
-            for row in conn.execute(query):
-                if row.request_hash != keyed[row.idempotency_key]:
-                    raise invalid_argument(
-                        f"idempotency key {row.idempotency_key!r} was used with a different request",
-                        {"idempotency_key": row.idempotency_key},
-                    )
-                found[row.idempotency_key] = row.response
-        return found
+        rows: list[tuple[str, str, dict[str, Any]]] = []
+        for chunk in _chunks(sorted(keyed)):
+            query = sa.select(t.c.idempotency_key, t.c.request_hash, t.c.response).where(
+                t.c.scope == scope, t.c.idempotency_key.in_(list(chunk))
+            )
+            rows.extend(tuple(row) for row in conn.execute(query))
+        return _check_stored(rows, keyed)
 
     def _save_responses(
         self, conn: Connection, scope: str, responses: list[tuple[str, str, dict[str, Any]]]

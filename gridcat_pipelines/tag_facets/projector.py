@@ -4,8 +4,10 @@ in the writer's own transaction.
 Which facets project
     A facet projects once its column exists and its registry row says ``projecting`` (set by
     promotion, cleared by disable). The store calls :func:`load_projections` once per write
-    transaction, right before it writes ``partition_state``; the registry is a handful of rows,
-    so this costs one indexed read and needs no cache to invalidate.
+    transaction, before it writes ``partition_state``; the registry is a handful of rows,
+    so this costs one indexed read and needs no cache to invalidate. PostgreSQL's batched
+    write path queues the same two statements in its read pipeline instead
+    (:func:`queue_load_projections`): no extra round trip, same order, same snapshots.
 
 The race this closes (PostgreSQL; SQLite serialises writers, so there it cannot happen)
     A writer that read the facet list *before* a promotion committed, and writes *after* the
@@ -33,6 +35,7 @@ The race this closes (PostgreSQL; SQLite serialises writers, so there it cannot 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -42,6 +45,11 @@ from gridcat_pipelines.tag_facets.tables import state_table_with, tag_facet
 
 Projection = tuple[str, str]  # (tag key, column name)
 
+LOCK_SQL = "LOCK TABLE partition_state IN ROW EXCLUSIVE MODE"
+REGISTRY_SQL = (
+    "SELECT key_name, column_name FROM tag_facet WHERE projecting IS TRUE ORDER BY column_name"
+)
+
 
 def load_projections(conn: Connection) -> tuple[Projection, ...]:
     """The ``(key_name, column_name)`` pairs a write in this transaction must fill.
@@ -50,13 +58,26 @@ def load_projections(conn: Connection) -> tuple[Projection, ...]:
     docstring); call it inside the write transaction, before writing state rows.
     """
     if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql("LOCK TABLE partition_state IN ROW EXCLUSIVE MODE")
+        conn.exec_driver_sql(LOCK_SQL)
     rows = conn.execute(
         sa.select(tag_facet.c.key_name, tag_facet.c.column_name)
         .where(tag_facet.c.projecting.is_(True))
         .order_by(tag_facet.c.column_name)
     ).all()
-    return tuple((r.key_name, r.column_name) for r in rows)
+    return projections_from_rows(rows)
+
+
+def queue_load_projections(pg: Any) -> Any:
+    """:func:`load_projections` on a psycopg connection in pipeline mode: queues ``LOCK TABLE``
+    and then, as its own statement (a new snapshot), the registry read; returns the cursor to
+    fetch after the pipeline syncs (rows for :func:`projections_from_rows`)."""
+    pg.execute(LOCK_SQL)
+    return pg.execute(REGISTRY_SQL)
+
+
+def projections_from_rows(rows: Iterable[Sequence[str]]) -> tuple[Projection, ...]:
+    """``(key_name, column_name)`` registry rows as projections."""
+    return tuple((key_name, column_name) for key_name, column_name in rows)
 
 
 def table_for(projections: tuple[Projection, ...]) -> sa.Table:
@@ -68,3 +89,10 @@ def project(row: dict[str, Any], projections: tuple[Projection, ...]) -> dict[st
     """``row`` (a state row with ``tags``) plus one value per projected column (None when absent)."""
     tags = row.get("tags") or {}
     return {**row, **{column: tags.get(key) for key, column in projections}}
+
+
+def project_columns(
+    tags: Sequence[dict[str, str] | None], projections: tuple[Projection, ...]
+) -> list[list[str | None]]:
+    """Column-wise :func:`project`: per projection, the value of its tag in each row's ``tags``."""
+    return [[(t or {}).get(key) for t in tags] for key, _ in projections]
