@@ -20,7 +20,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser(
         "serve",
         help="serve the HTTP API (Connect RPCs for states and tag facets, seed 003 REST, /healthz, /openapi.json)",
-        description=__doc__.split("\n\n", 1)[1],
+        description=__doc__.split("\n\n", 1)[1].replace("``", ""),
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", default="8787", help="port (default 8787)")
