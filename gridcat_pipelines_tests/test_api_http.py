@@ -365,3 +365,35 @@ def test_healthz_is_503_when_the_database_is_gone(pg_url, pg_databases, tmp_path
         assert reply.status == 503 and body["code"] == "unavailable"
     finally:
         assert srv.stop() == 0, srv.log()
+
+
+@pytest.mark.postgres
+def test_a_key_in_flight_is_409_aborted_then_replayed(pg_url, tmp_path):
+    """The first PromoteFacet waits on a table lock the test holds; the same key sent again
+    meanwhile is 409 aborted; once the first finishes, the key replays its answer."""
+    import threading
+    import time
+
+    srv = ApiServer(pg_url, tmp_path).start()
+    blocker = sa.create_engine(pg_url, poolclass=sa.pool.NullPool)
+    try:
+        headers = {"Idempotency-Key": "promote-in-flight"}
+        first: dict = {}
+        with blocker.connect() as conn, conn.begin():
+            conn.exec_driver_sql("LOCK TABLE partition_state IN ACCESS EXCLUSIVE MODE")
+
+            def send_first() -> None:
+                first["reply"] = srv.client().rpc("StateFacetService", "PromoteFacet", {"key_name": "inflight"}, headers=headers)
+
+            thread = threading.Thread(target=send_first)
+            thread.start()
+            time.sleep(0.5)  # the first request is now waiting for the lock
+            second, body = rpc(srv.client(), "PromoteFacet", {"key_name": "inflight"}, headers=headers)
+            assert second.status == 409 and body["code"] == "aborted", body
+        thread.join(timeout=60)
+        assert first["reply"].status == 200, first["reply"].raw
+        third, _ = rpc(srv.client(), "PromoteFacet", {"key_name": "inflight"}, headers=headers)
+        assert third.raw == first["reply"].raw and third.headers.get("idempotent-replayed") == "true"
+    finally:
+        blocker.dispose()
+        assert srv.stop() == 0, srv.log()
