@@ -27,7 +27,7 @@ from sqlalchemy.engine import Engine
 
 from gridcat_pipelines.api.errors import HttpError
 from gridcat_pipelines.errors import ABORTED, INVALID_ARGUMENT, GridcatError
-from gridcat_pipelines.state.db import write_connection
+from gridcat_pipelines.state.db import dialect_insert, write_connection
 from gridcat_pipelines.state.models import check_idempotency_key
 from gridcat_pipelines.state.tables import UTCDateTime, metadata
 
@@ -99,7 +99,8 @@ class IdempotencyStore:
             if self._claims % 500 == 1:
                 conn.execute(api_idempotency.delete().where(api_idempotency.c.created_at < now - self.retention))
             inserted = conn.execute(
-                _insert_ignore(conn.dialect.name)
+                dialect_insert(conn.dialect.name, api_idempotency)
+                .on_conflict_do_nothing()
                 .values(principal=principal, idem_key=key, request_hash=digest, state=IN_FLIGHT, created_at=now)
                 .returning(api_idempotency.c.idem_key)
             ).first()
@@ -141,10 +142,3 @@ class IdempotencyStore:
                 .values(state=DONE, status_code=status, response_body=body.decode("utf-8"), completed_at=self.clock())
             )
 
-
-def _insert_ignore(dialect: str) -> Any:
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(api_idempotency).on_conflict_do_nothing()

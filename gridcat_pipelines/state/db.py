@@ -15,6 +15,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, Engine
 
 from gridcat_pipelines.errors import invalid_argument
@@ -128,6 +130,11 @@ def _sqlite_engine(parsed: sa.engine.URL) -> Engine:
             conn.exec_driver_sql("BEGIN")
 
     return engine
+
+
+def dialect_insert(dialect: str, table: sa.Table):
+    """``INSERT INTO table`` with the dialect's ``ON CONFLICT`` clauses (PostgreSQL or SQLite)."""
+    return (pg_dialect.insert if dialect == "postgresql" else sqlite_dialect.insert)(table)
 
 
 def write_connection(engine: Engine) -> Connection:

@@ -32,7 +32,6 @@ from typing import Any, TypeVar
 import psycopg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg_dialect
-from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, Engine
 
 from gridcat_pipelines.errors import (
@@ -43,7 +42,7 @@ from gridcat_pipelines.errors import (
 )
 from gridcat_pipelines.run_ids import parse_run_id
 from gridcat_pipelines.state import migrations, pg_write
-from gridcat_pipelines.state.db import create_state_engine, write_connection
+from gridcat_pipelines.state.db import create_state_engine, dialect_insert, write_connection
 from gridcat_pipelines.state.keys import PartitionKey
 from gridcat_pipelines.state.models import (
     OUTCOME_APPLIED,
@@ -728,9 +727,6 @@ class StateStore:
             sa.and_(*[table.c[n] == sa.func.json_extract(wanted.c.value, f"$[{i}]") for i, n in enumerate(names)]),
         )
 
-    def _upsert(self):
-        return pg_dialect.insert if self.dialect == "postgresql" else sqlite_dialect.insert
-
     def _write_states(
         self,
         conn: Connection,
@@ -748,7 +744,7 @@ class StateStore:
         updates = [projector.project(_state_to_row(s), projections) for k, s in changed.items() if k in existing]
         inserts = [projector.project(_state_to_row(s), projections) for k, s in changed.items() if k not in existing]
         if updates:
-            stmt = self._upsert()(table)
+            stmt = dialect_insert(self.dialect, table)
             stmt = stmt.on_conflict_do_update(
                 index_elements=list(KEY_COLUMNS),
                 set_={c: stmt.excluded[c] for c in updates[0] if c not in KEY_COLUMNS},
