@@ -149,7 +149,6 @@ REQUESTS: dict[str, dict[str, Any]] = {
         },
         ("typeKey",),
     ),
-    "FacetTypeUpdate": None,  # FacetTypeWrite without required fields (the path names the type)
     "EntityWrite": message(
         {
             "id": ENTITY_ID,
@@ -165,6 +164,7 @@ REQUESTS: dict[str, dict[str, Any]] = {
     ),
 }
 
+# PUT names the type in its path: FacetTypeWrite with no field required.
 REQUESTS["FacetTypeUpdate"] = {k: v for k, v in REQUESTS["FacetTypeWrite"].items() if k != "required"}
 
 # ---------------------------------------------------------------------------- response schemas
@@ -274,6 +274,15 @@ _COMPLIANCE = message(
     closed=False,
 )
 
+# Seed 003's audit fields, on descriptors and entities alike.
+_AUDIT = {
+    "createdAt": TIMESTAMP,
+    "updatedAt": TIMESTAMP,
+    "createdBy": nullable(STRING),
+    "updatedBy": nullable(STRING),
+    "revision": {"type": "integer"},
+}
+
 _FACET_TYPE = message(
     {
         "typeKey": STRING,
@@ -284,11 +293,7 @@ _FACET_TYPE = message(
         "applicableTo": nullable({"type": "array", "items": STRING}),
         "version": nullable(STRING),
         "contentSchema": nullable({"type": ["object", "boolean"]}),
-        "createdAt": TIMESTAMP,
-        "updatedAt": TIMESTAMP,
-        "createdBy": nullable(STRING),
-        "updatedBy": nullable(STRING),
-        "revision": {"type": "integer"},
+        **_AUDIT,
     },
     ("typeKey", "mandatory", "enabled", "revision"),
     closed=False,
@@ -305,11 +310,7 @@ _ENTITY = message(
         "attributeName": STRING,
         "facets": {"type": "object"},
         "origin": nullable(STRING),
-        "createdAt": TIMESTAMP,
-        "updatedAt": TIMESTAMP,
-        "createdBy": nullable(STRING),
-        "updatedBy": nullable(STRING),
-        "revision": {"type": "integer"},
+        **_AUDIT,
     },
     ("id", "type", "name", "facets"),
     closed=False,
