@@ -23,13 +23,11 @@ Run:  .venv/bin/python bench/facets.py [--rows 1000000] [--batch-size 10000] [--
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import sys
 import threading
 import time
-import uuid
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -39,8 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gridcat_pipelines.run_ids import new_run_id  # noqa: E402
 from gridcat_pipelines.state import PartitionKey, StateStore, ValidationResult  # noqa: E402
-from gridcat_pipelines.state.db import normalize_url  # noqa: E402
 from gridcat_pipelines.tag_facets.service import FacetService  # noqa: E402
+from pg_scratch import DEFAULT_PG_URL, scratch_database  # noqa: E402
 
 ENVS = ["prod", "staging", "dev", "qa", "sandbox"]
 
@@ -97,16 +95,16 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--batch-size", type=int, default=10_000)
     parser.add_argument("--queries", type=int, default=200, help="timed listings per variant")
-    parser.add_argument("--pg-url", default=os.environ.get("GRIDCAT_BENCH_PG_URL") or os.environ.get("GRIDCAT_TEST_PG_URL") or "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--pg-url", default=DEFAULT_PG_URL)
     args = parser.parse_args()
-    admin_url = sa.engine.make_url(normalize_url(args.pg_url))
-    name = f"gridcat_bench_facets_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    with scratch_database(args.pg_url, "gridcat_bench_facets") as url:
+        return run(args, url)
+
+
+def run(args: argparse.Namespace, url: str) -> int:
+    """Fill, promote, measure and print (see the module docstring)."""
     store = None
     try:
-        url = admin_url.set(database=name).render_as_string(hide_password=False)
         store = StateStore.open(url, upgrade=True)
         engine = store.engine
         svc = FacetService(store)
@@ -215,9 +213,6 @@ def main() -> int:
     finally:
         if store is not None:
             store.close()
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 if __name__ == "__main__":

@@ -33,7 +33,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
@@ -44,8 +43,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from gridcat_pipelines.state import PartitionKey, StateStore  # noqa: E402
-from gridcat_pipelines.state.db import normalize_url  # noqa: E402
 from gridcat_pipelines.tag_facets.service import FacetService  # noqa: E402
+from pg_scratch import DEFAULT_PG_URL, scratch_database  # noqa: E402
 
 ENVS = ["prod", "staging", "dev", "qa", "sandbox"]
 TOKEN = "bench-admin-token"
@@ -195,17 +194,16 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
-    parser.add_argument("--pg-url", default=os.environ.get("GRIDCAT_BENCH_PG_URL") or os.environ.get("GRIDCAT_TEST_PG_URL")
-                        or "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--pg-url", default=DEFAULT_PG_URL)
     args = parser.parse_args()
-    admin_url = sa.engine.make_url(normalize_url(args.pg_url))
-    name = f"gridcat_bench_http_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    with scratch_database(args.pg_url, "gridcat_bench_http") as url:
+        return run(args, url)
+
+
+def run(args: argparse.Namespace, url: str) -> int:
+    """Fill, serve, measure and print (see the module docstring)."""
     store = proc = None
     try:
-        url = admin_url.set(database=name).render_as_string(hide_password=False)
         store = StateStore.open(url, upgrade=True)
         fill(store.engine, args.rows)
         facets = FacetService(store)
@@ -213,7 +211,7 @@ def main() -> int:
             facets.run_backfill(facets.promote(key)["job_id"])
         print(f"{args.rows:,} states, facets env and team ENABLED; {args.clients} clients, "
               f"{args.rounds} rounds of {args.seconds:.0f} s; CPUs: {os.cpu_count()}")
-        home = Path(os.environ.get("TMPDIR", "/tmp")) / name
+        home = Path(os.environ.get("TMPDIR", "/tmp")) / sa.engine.make_url(url).database
         proc, port = start_server(url, home)
 
         get_body = lambda rng: key_for(rng.randrange(args.rows))  # noqa: E731
@@ -259,9 +257,6 @@ def main() -> int:
             proc.wait(timeout=30)
         if store is not None:
             store.close()
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 if __name__ == "__main__":

@@ -39,7 +39,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from datetime import date, datetime, timedelta, timezone
 
 import dagster as dg
@@ -54,13 +53,13 @@ from gridcat_pipelines.defs.instance import ensure_instance
 from gridcat_pipelines.gate import plan_loads
 from gridcat_pipelines.run_ids import new_run_id
 from gridcat_pipelines.state import migrations
-from gridcat_pipelines.state.db import create_state_engine, normalize_url
+from gridcat_pipelines.state.db import create_state_engine
 from gridcat_pipelines.state.keys import PartitionKey
 from gridcat_pipelines.state.models import ValidationResult
 from gridcat_pipelines.state.store import StateStore
 from gridcat_pipelines.state.tables import KEY_COLUMNS, partition_state
+from pg_scratch import DEFAULT_PG_URL, scratch_database
 
-DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 DAYS = 300
 CHANGES = 1000
 FIRST_CUSTOMER = 2_000_000_000
@@ -173,11 +172,13 @@ def median_time(fn, repeats: int) -> tuple[float, object]:
     return statistics.median(times), out
 
 
-def run_size(admin: sa.Engine, admin_url: sa.URL, n: int, customers: int, args: argparse.Namespace) -> dict:
-    name = f"gridcat_bench_sensor_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = admin_url.set(database=name).render_as_string(hide_password=False)
+def run_size(n: int, customers: int, args: argparse.Namespace) -> dict:
+    """Every figure for ``n`` states, in a scratch database of its own."""
+    with scratch_database(args.pg_url, "gridcat_bench_sensor") as url:
+        return _run_size(url, n, customers, args)
+
+
+def _run_size(url: str, n: int, customers: int, args: argparse.Namespace) -> dict:
     home = tempfile.TemporaryDirectory(prefix="gridcat-bench-sensor-")
     engine = create_state_engine(url)
     try:
@@ -252,8 +253,6 @@ def run_size(admin: sa.Engine, admin_url: sa.URL, n: int, customers: int, args: 
     finally:
         engine.dispose()
         home.cleanup()
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 TIMES = (
@@ -305,11 +304,10 @@ def print_table(out: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    env_url = os.environ.get("GRIDCAT_BENCH_PG_URL") or os.environ.get("GRIDCAT_TEST_PG_URL")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100000,1000000", help="state row counts, comma-separated")
     parser.add_argument("--ticks", type=int, default=7, help="ticks per median (>= 5 recommended)")
-    parser.add_argument("--pg-url", default=env_url or DEFAULT_PG_URL)
+    parser.add_argument("--pg-url", default=DEFAULT_PG_URL)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     sizes = sorted(int(s) for s in args.sizes.split(","))
@@ -317,14 +315,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"need two or more --sizes >= {CHANGES} and --ticks >= 1")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so a kill still drops the databases
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
-    admin_url = sa.engine.make_url(normalize_url(args.pg_url))
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    try:
-        config = cached_pipeline_config(Settings.from_env().feeds_path, Settings.from_env().customers_path)
-        customers = customers_for(sizes[-1], sorted(config.feeds))
-        rows = [run_size(admin, admin_url, n, customers, args) for n in sizes]
-    finally:
-        admin.dispose()
+    config = cached_pipeline_config(Settings.from_env().feeds_path, Settings.from_env().customers_path)
+    customers = customers_for(sizes[-1], sorted(config.feeds))
+    rows = [run_size(n, customers, args) for n in sizes]
     out = report(rows, args)
     if args.json:
         print(json.dumps(out, indent=2))

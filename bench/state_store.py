@@ -30,13 +30,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import statistics
 import sys
 import tempfile
 import time
-import uuid
 from datetime import date, datetime, timedelta, timezone
 from itertools import count
 
@@ -44,14 +42,14 @@ import sqlalchemy as sa
 
 from gridcat_pipelines.run_ids import new_run_id
 from gridcat_pipelines.state import migrations
-from gridcat_pipelines.state.db import create_state_engine, normalize_url
+from gridcat_pipelines.state.db import create_state_engine
 from gridcat_pipelines.state.keys import PartitionKey
 from gridcat_pipelines.state.models import ValidationResult
 from gridcat_pipelines.state.store import StateStore
 from gridcat_pipelines.state.tables import KEY_COLUMNS, partition_state
+from pg_scratch import DEFAULT_PG_URL, scratch_database
 
 PLAIN = "bench_plain_insert"
-DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 _serial = count()
 
 
@@ -188,18 +186,8 @@ def run_dialect(url: str, args: argparse.Namespace, rows: int) -> dict:
 
 
 def run_postgres(args: argparse.Namespace) -> dict:
-    admin_url = sa.engine.make_url(normalize_url(args.pg_url))
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    name = f"gridcat_bench_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        url = admin_url.set(database=name).render_as_string(hide_password=False)
+    with scratch_database(args.pg_url, "gridcat_bench") as url:
         return run_dialect(url, args, args.rows or 100_000)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 def run_sqlite(args: argparse.Namespace) -> dict:
@@ -235,14 +223,13 @@ def print_table(figures: dict[str, dict]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    env_url = os.environ.get("GRIDCAT_BENCH_PG_URL") or os.environ.get("GRIDCAT_TEST_PG_URL")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, help="rows per batched round (default 100000 PG, 50000 SQLite)")
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--single", type=int, default=2000, help="keys per single-write pass (>= 2)")
     parser.add_argument("--rounds", type=int, default=3, help="batched rounds; medians are reported")
     parser.add_argument("--analyze", action="store_true", help="ANALYZE before each batched round")
-    parser.add_argument("--pg-url", default=env_url or DEFAULT_PG_URL)
+    parser.add_argument("--pg-url", default=DEFAULT_PG_URL)
     parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
