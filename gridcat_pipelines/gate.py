@@ -3,9 +3,13 @@
 For the changes after a cursor, the latest change per partition is compared with the
 partition's current state: a load is planned only when the state is ``success`` at that run
 and version (so a run superseded or failed within the same batch is never loaded). The
-``run_key`` carries the run and the state version: a repeat is skipped by Dagster, while a
-re-point back to a run loaded before gets a new version and loads again. Work is
-proportional to the changes read, never to the table.
+``run_key`` carries the source, the run and the state version: a repeat is skipped by
+Dagster, while a re-point back to a run loaded before gets a new version and loads again.
+Work is proportional to the changes read, never to the table.
+
+No row stops the gate: a change for a partition the pipeline does not have (another source,
+an unknown feed or customer, a day outside the daily partitions) is reported and skipped, and
+the cursor always moves past every change read.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
-from gridcat_pipelines.state import PartitionKey, StateStore
+from gridcat_pipelines.state import DEFAULT_SOURCE, PartitionKey, StateStore
 
 
 @dataclass(frozen=True)
@@ -28,7 +32,7 @@ class PlannedLoad:
     def run_key(self) -> str:
         """This load's part of Dagster's dedupe key: partition, run and state version."""
         k = self.key
-        return f"{k.query_name}:{k.customer_id}:{k.logical_date.isoformat()}:{self.run_id}:v{self.version}"
+        return f"{k.source}:{k.query_name}:{k.customer_id}:{k.logical_date.isoformat()}:{self.run_id}:v{self.version}"
 
 
 @dataclass
@@ -47,19 +51,27 @@ def plan_loads(
     feeds: set[str],
     customers: set[str],
     start_date: date,
+    end_date: date,
+    source: str = DEFAULT_SOURCE,
     limit: int = 1000,
 ) -> LoadPlan:
     """Loads for the changes after ``cursor`` (at most ``limit`` of them).
 
-    A change for a partition the pipeline does not have (unknown feed or customer, a day
-    before ``start_date``) is reported in ``problems`` and skipped; the cursor moves past it.
+    A change for a partition the pipeline does not have (another source than ``source``, an
+    unknown feed or customer, a day outside ``start_date``..``end_date``) is reported in
+    ``problems`` and skipped; the cursor moves past it.
     """
     changes = store.changes_since(cursor, limit=limit)
     plan = LoadPlan(next_cursor=changes[-1].seq if changes else cursor)
     latest = {}
     for change in changes:
         key = change.key
-        if key.query_name not in feeds or key.customer_id not in customers or key.logical_date < start_date:
+        if not (
+            key.source == source
+            and key.query_name in feeds
+            and key.customer_id in customers
+            and start_date <= key.logical_date <= end_date
+        ):
             plan.problems.append(f"change {change.seq}: {key} is not a partition of the pipeline; skipped")
             continue
         latest[key] = change

@@ -75,7 +75,16 @@ def parse_run_id(value: str) -> str:
     return canonical
 
 
+def run_id_millis(run_id: str) -> int:
+    """The Unix time in milliseconds encoded in a UUIDv7 run id (any 48-bit value)."""
+    return int(parse_run_id(run_id).replace("-", "")[:12], 16)
+
+
 def run_id_created_at(run_id: str) -> datetime:
-    """The creation time encoded in a UUIDv7 run id (millisecond precision, UTC)."""
-    ms = int(parse_run_id(run_id).replace("-", "")[:12], 16)
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    """The creation time encoded in a UUIDv7 run id (millisecond precision, UTC); a time past
+    the year 9999 is clamped to ``datetime.max`` (such ids are refused when recorded)."""
+    ms = run_id_millis(run_id)
+    try:
+        return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    except (OverflowError, ValueError, OSError):
+        return datetime.max.replace(tzinfo=timezone.utc)

@@ -16,7 +16,7 @@ import pytest
 
 from gridcat_pipelines.api import openapi
 from gridcat_pipelines.api.errors import HttpError
-from gridcat_pipelines.api.idempotency import IdempotencyStore
+from gridcat_pipelines.api.idempotency import Claim, IdempotencyStore, StoredResponse
 from gridcat_pipelines.errors import GridcatError
 from gridcat_pipelines.state.db import create_state_engine
 from gridcat_pipelines_tests.api_helpers import ADMIN, REPO, ApiServer
@@ -146,43 +146,69 @@ def idem(db_url):
 
 def test_claim_replay_conflict_and_in_flight(idem):
     store, clock = idem
-    assert store.claim("p", "k", "h1") is None
+    first = store.claim("p", "k", "h1")
+    assert isinstance(first, Claim)
     with pytest.raises(GridcatError) as in_flight:
         store.claim("p", "k", "h1")
     assert in_flight.value.code == "ABORTED"
     with pytest.raises(HttpError) as other:
         store.claim("p", "k", "h2")
     assert other.value.status == 422
-    assert store.claim("another-principal", "k", "h2") is None, "keys are scoped to the caller"
-    store.complete("p", "k", 201, b'{"a":1}')
+    assert isinstance(store.claim("another-principal", "k", "h2"), Claim), "keys are scoped to the caller"
+    assert store.complete("p", "k", first, 201, b'{"a":1}')
     replay = store.claim("p", "k", "h1")
-    assert replay is not None and (replay.status, replay.body) == (201, b'{"a":1}')
+    assert isinstance(replay, StoredResponse) and (replay.status, replay.body) == (201, b'{"a":1}')
 
 
 def test_a_stale_in_flight_key_is_taken_over(idem):
     store, clock = idem
-    assert store.claim("p", "k", "h") is None
+    assert isinstance(store.claim("p", "k", "h"), Claim)
     clock.now += timedelta(seconds=61)
-    assert store.claim("p", "k", "h") is None, "its server died: the next request runs"
+    assert isinstance(store.claim("p", "k", "h"), Claim), "its server died: the next request runs"
     with pytest.raises(GridcatError):
         store.claim("p", "k", "h")
 
 
+def test_a_slow_first_request_cannot_overwrite_the_takeover(idem):
+    """The first request was slow, not dead: after the takeover, its late completion (a
+    response or a 5xx) changes nothing, and the second request's response is the one kept."""
+    store, clock = idem
+    slow = store.claim("p", "k", "h")
+    clock.now += timedelta(seconds=61)
+    second = store.claim("p", "k", "h")
+    assert store.complete("p", "k", second, 201, b'{"second":1}')
+    assert not store.complete("p", "k", slow, 200, b'{"first":1}'), "the late first response is refused"
+    assert not store.complete("p", "k", slow, 503, b"{}"), "and so is its late failure"
+    replay = store.claim("p", "k", "h")
+    assert isinstance(replay, StoredResponse) and replay.body == b'{"second":1}'
+
+
+def test_a_late_first_request_cannot_complete_over_a_takeover_in_flight(idem):
+    store, clock = idem
+    slow = store.claim("p", "k", "h")
+    clock.now += timedelta(seconds=61)
+    assert isinstance(store.claim("p", "k", "h"), Claim)
+    assert not store.complete("p", "k", slow, 200, b'{"first":1}')
+    with pytest.raises(GridcatError) as in_flight:
+        store.claim("p", "k", "h")
+    assert in_flight.value.code == "ABORTED", "the takeover is still the one in flight"
+
+
 def test_a_server_error_is_not_kept(idem):
     store, _ = idem
-    assert store.claim("p", "k", "h") is None
-    store.complete("p", "k", 503, b"{}")
-    assert store.claim("p", "k", "h") is None, "a retry after a 5xx runs again"
+    claim = store.claim("p", "k", "h")
+    store.complete("p", "k", claim, 503, b"{}")
+    assert isinstance(store.claim("p", "k", "h"), Claim), "a retry after a 5xx runs again"
 
 
 def test_old_records_are_deleted(idem):
     store, clock = idem
-    assert store.claim("p", "old", "h") is None
-    store.complete("p", "old", 200, b"{}")
+    old = store.claim("p", "old", "h")
+    store.complete("p", "old", old, 200, b"{}")
     clock.now += timedelta(days=2)
     store._claims = 0  # the next claim sweeps
-    assert store.claim("p", "new", "h") is None
-    assert store.claim("p", "old", "h") is None, "the day-old record was swept"
+    assert isinstance(store.claim("p", "new", "h"), Claim)
+    assert isinstance(store.claim("p", "old", "h"), Claim), "the day-old record was swept"
 
 
 # ------------------------------------------------------- the request validator's fast path

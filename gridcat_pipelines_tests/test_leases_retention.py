@@ -15,7 +15,7 @@ from gridcat_pipelines.raw_sink.sink import RawSink
 from gridcat_pipelines.retention import apply_retention
 from gridcat_pipelines.run_ids import run_id_at
 from gridcat_pipelines.state import PartitionKey, ValidationResult
-from gridcat_pipelines.warehouse.loader import LOADED, SKIPPED_NOT_AUTHORITATIVE, load_partition
+from gridcat_pipelines.warehouse.loader import LOADED, SKIPPED_SUPERSEDED, load_partition
 from gridcat_pipelines.warehouse.parquet_target import ParquetWarehouse
 
 KEY = PartitionKey("google_ads", "1234567890", "campaign", date(2026, 11, 20))
@@ -131,7 +131,7 @@ def test_loader_holds_a_lease_and_skips_a_run_no_longer_authoritative(store, tmp
     assert leases.list() == [], "the lease ends with the load"
     assert [l.status for l in leases.list(include_ended=True)] == ["ENDED_COMMIT"]
     store.record_result(_ok(second))
-    assert load_partition(store, sink, warehouse, KEY, first, leases=leases).status == SKIPPED_NOT_AUTHORITATIVE
+    assert load_partition(store, sink, warehouse, KEY, first, leases=leases).status == SKIPPED_SUPERSEDED
     assert warehouse.loaded_slice("campaign", KEY.customer_id, KEY.logical_date).run_id == first
 
 

@@ -24,7 +24,7 @@ from gridcat_pipelines.api import openapi
 from gridcat_pipelines.api.auth import Principal, TokenAuth
 from gridcat_pipelines.api.calls import Call
 from gridcat_pipelines.api.errors import HttpError, connect_error
-from gridcat_pipelines.api.idempotency import request_hash
+from gridcat_pipelines.api.idempotency import StoredResponse, request_hash
 from gridcat_pipelines.api.messages import check_string, read_message
 from gridcat_pipelines.api.route import Route
 from gridcat_pipelines.api.routes import Router
@@ -152,17 +152,17 @@ class GridcatApi:
     async def _run_once(self, route: Route, call: Call, principal: Principal, key: str, path: str) -> Response:
         store = self.services.idempotency
         digest = request_hash(route.method, path, {"message": call.message, "query": call.query})
-        stored = await self._in_thread(store.claim, principal.id, key, digest)
-        if stored is not None:
-            return Response(stored.status, stored.body, {"idempotent-replayed": "true"})
+        claim = await self._in_thread(store.claim, principal.id, key, digest)
+        if isinstance(claim, StoredResponse):
+            return Response(claim.status, claim.body, {"idempotent-replayed": "true"})
         try:
             response = await self._run(route, call)
         except (GridcatError, HttpError) as exc:
             response = Response.error(exc)
         except BaseException:
-            await self._in_thread(store.complete, principal.id, key, 500, b"")
+            await self._in_thread(store.complete, principal.id, key, claim, 500, b"")
             raise
-        await self._in_thread(store.complete, principal.id, key, response.status, response.body)
+        await self._in_thread(store.complete, principal.id, key, claim, response.status, response.body)
         return response
 
     async def _health(self) -> Response:

@@ -9,6 +9,10 @@ process on the database:
 - ``IN_FLIGHT`` (the first is still running): 409 ``aborted``; an in-flight row older than
   ``in_flight_timeout`` (its server died) is taken over by the next request.
 
+Every claim gets a fresh ``claim_id``; a response is stored (or a 5xx claim dropped) only by
+the claim that holds the row, so a first request that was merely slow, not dead, cannot
+overwrite the response of the request that took its key over.
+
 A 5xx response is not kept (the row is dropped), so a retry after a transient failure runs
 again. Rows older than ``retention`` are deleted as new keys arrive.
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -45,6 +50,7 @@ api_idempotency = sa.Table(
     sa.Column("response_body", sa.Text),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("completed_at", UTCDateTime),
+    sa.Column("claim_id", sa.Text),
 )
 
 
@@ -56,6 +62,13 @@ def request_hash(method: str, path: str, message: Any) -> str:
     """SHA-256 over the method, the path and the canonical JSON of the checked message."""
     canonical = json.dumps([method, path, message], sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The go-ahead for a new request: ``token`` completes it (see :meth:`IdempotencyStore.complete`)."""
+
+    token: str
 
 
 @dataclass(frozen=True)
@@ -91,9 +104,10 @@ class IdempotencyStore:
             raise GridcatError(INVALID_ARGUMENT, "Idempotency-Key must not be empty")
         return key
 
-    def claim(self, principal: str, key: str, digest: str) -> StoredResponse | None:
-        """Claim ``key`` for a new request (``None``: go ahead) or return the stored response."""
+    def claim(self, principal: str, key: str, digest: str) -> Claim | StoredResponse:
+        """Claim ``key`` for a new request (a :class:`Claim`: go ahead) or return the stored response."""
         now = self.clock()
+        token = uuid.uuid4().hex
         self._claims += 1
         with write_connection(self.engine) as conn, conn.begin():
             if self._claims % 500 == 1:
@@ -101,11 +115,12 @@ class IdempotencyStore:
             inserted = conn.execute(
                 dialect_insert(conn.dialect.name, api_idempotency)
                 .on_conflict_do_nothing()
-                .values(principal=principal, idem_key=key, request_hash=digest, state=IN_FLIGHT, created_at=now)
+                .values(principal=principal, idem_key=key, request_hash=digest, state=IN_FLIGHT,
+                        created_at=now, claim_id=token)
                 .returning(api_idempotency.c.idem_key)
             ).first()
             if inserted is not None:
-                return None
+                return Claim(token)
             row = conn.execute(
                 sa.select(api_idempotency).where(
                     api_idempotency.c.principal == principal, api_idempotency.c.idem_key == key
@@ -125,20 +140,25 @@ class IdempotencyStore:
             conn.execute(  # its server died mid-request: take the key over
                 api_idempotency.update()
                 .where(api_idempotency.c.principal == principal, api_idempotency.c.idem_key == key)
-                .values(created_at=now)
+                .values(created_at=now, claim_id=token)
             )
-            return None
+            return Claim(token)
 
-    def complete(self, principal: str, key: str, status: int, body: bytes) -> None:
-        """Store the first response (a 5xx is dropped instead so a retry runs again)."""
-        where = (api_idempotency.c.principal == principal, api_idempotency.c.idem_key == key)
+    def complete(self, principal: str, key: str, claim: Claim, status: int, body: bytes) -> bool:
+        """Store the first response (a 5xx is dropped instead so a retry runs again); only the
+        claim holding the key may: ``False`` (nothing stored) when it was taken over."""
+        where = (
+            api_idempotency.c.principal == principal,
+            api_idempotency.c.idem_key == key,
+            api_idempotency.c.state == IN_FLIGHT,
+            api_idempotency.c.claim_id == claim.token,
+        )
         with write_connection(self.engine) as conn, conn.begin():
             if status >= 500:
-                conn.execute(api_idempotency.delete().where(*where, api_idempotency.c.state == IN_FLIGHT))
-                return
-            conn.execute(
+                return conn.execute(api_idempotency.delete().where(*where)).rowcount > 0
+            return conn.execute(
                 api_idempotency.update()
                 .where(*where)
                 .values(state=DONE, status_code=status, response_body=body.decode("utf-8"), completed_at=self.clock())
-            )
+            ).rowcount > 0
 

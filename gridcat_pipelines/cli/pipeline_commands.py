@@ -1,4 +1,5 @@
-"""``gridcat pull`` (re-pull one partition through Dagster) and ``gridcat warehouse status``."""
+"""``gridcat pull`` (re-pull one partition through Dagster), ``gridcat warehouse status`` and
+``gridcat warehouse reconcile``."""
 
 from __future__ import annotations
 
@@ -36,6 +37,19 @@ def register(commands: argparse._SubParsersAction) -> None:
     status.add_argument("--to", dest="to_date", help="last logical date, YYYY-MM-DD")
     status.add_argument("--json", action="store_true", help="print JSON")
     status.set_defaults(handler=cmd_warehouse_status)
+    reconcile = sub.add_parser(
+        "reconcile",
+        help="load every success partition whose slice is not its authoritative run",
+        description="Find every success partition of the pipeline whose warehouse slice is not its "
+        "authoritative run (a failed or lost load; reason load_failed or pending_load) and ask for "
+        "its load: by default the daemon's warehouse_reconcile sensor launches the loads within a "
+        "minute; --run loads them here, in this process; --dry-run only lists them.",
+    )
+    mode = reconcile.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true", help="list the partitions, load nothing")
+    mode.add_argument("--run", action="store_true", help="load them now, in this process")
+    reconcile.add_argument("--json", action="store_true", help="print JSON")
+    reconcile.set_defaults(handler=cmd_warehouse_reconcile)
 
 
 def cmd_pull(args: argparse.Namespace, settings: Settings) -> int:
@@ -82,10 +96,63 @@ def cmd_warehouse_status(args: argparse.Namespace, settings: Settings) -> int:
         token = page.next_page_token
         if not token:
             break
-    report = warehouse_status(states, open_warehouse(settings))
+    from gridcat_pipelines.warehouse.reconcile import reasons_for
+
+    report = warehouse_status(states, open_warehouse(settings), lambda keys: reasons_for(store, keys))
     if args.json:
         print_json(report)
     else:
-        print_table(report["partitions"], ["customer_id", "query_name", "logical_date", "status", "sync", "authoritative_run_id", "loaded_run_id", "loaded_rows"])
+        print_table(report["partitions"], ["customer_id", "query_name", "logical_date", "status", "sync", "reason", "authoritative_run_id", "loaded_run_id", "loaded_rows"])
         print("summary: " + ", ".join(f"{k}={v}" for k, v in report["summary"].items()))
     return 0
+
+
+def cmd_warehouse_reconcile(args: argparse.Namespace, settings: Settings) -> int:
+    """List, request (default) or run (``--run``) the loads of every stale success partition."""
+    import sys
+    from datetime import datetime, timezone
+
+    from gridcat_pipelines.defs.ingestion.partitions import last_partition_date
+    from gridcat_pipelines.defs.ingestion.resources import cached_pipeline_config
+    from gridcat_pipelines.leases.store import LeaseStore
+    from gridcat_pipelines.raw_sink.sink import RawSink
+    from gridcat_pipelines.warehouse import load_log, open_warehouse
+    from gridcat_pipelines.warehouse.loader import LOADED, load_partition
+    from gridcat_pipelines.warehouse.reconcile import find_stale
+
+    config = cached_pipeline_config(settings.feeds_path, settings.customers_path)
+    store = open_store(settings)
+    warehouse = open_warehouse(settings)
+    now = datetime.now(timezone.utc)
+    stale = find_stale(
+        store, feeds=config.feeds, customers=None, start_date=config.start_date,
+        end_date=last_partition_date(now), now=now, warehouse=warehouse,
+    )
+    payload: dict = {"partitions": [p.to_json() for p in stale]}
+    if args.dry_run:
+        payload["would_load"] = len(stale)
+    elif args.run:
+        sink, leases, loaded, failed = RawSink(str(settings.raw_root)), LeaseStore(store), 0, 0
+        for done, partition in enumerate(stale, 1):
+            try:
+                outcome = load_partition(store, sink, warehouse, partition.key, partition.run_id,
+                                         version=partition.version, leases=leases)
+            except Exception as exc:  # noqa: BLE001 - logged in the load log; report and go on
+                failed += 1
+                print(f"reconcile: {partition.key}: load failed: {getattr(exc, 'message', exc)}", file=sys.stderr)
+                continue
+            loaded += outcome.status == LOADED
+            if not args.json:
+                print(f"[{done}/{len(stale)}] {outcome.message}", file=sys.stderr)
+        payload["loaded"] = loaded
+        payload["failed"] = failed
+    else:
+        load_log.record_requested(store.engine, [p.key for p in stale], now, due_now=True)
+        payload["requested"] = len(stale)
+    if args.json:
+        print_json(payload)
+    else:
+        print_table(payload["partitions"], ["customer_id", "query_name", "logical_date", "reason", "authoritative_run_id", "error"])
+        verb = next(k for k in ("would_load", "loaded", "requested") if k in payload)
+        print(f"{verb}: {payload[verb]}" + (f", failed: {payload['failed']}" if "failed" in payload else ""))
+    return 1 if payload.get("failed") else 0

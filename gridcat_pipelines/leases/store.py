@@ -7,8 +7,10 @@ expired lease releases its pins without any clean-up job. Renewing never shorten
 
 from __future__ import annotations
 
+import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -58,6 +60,10 @@ class Lease:
         }
 
 
+def _pin_key(row: Any) -> PartitionKey:
+    return PartitionKey(row.source, row.customer_id, row.query_name, row.logical_date)
+
+
 def _check_ttl(ttl_seconds: float) -> float:
     if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, (int, float)) or not 0 < ttl_seconds <= MAX_TTL_SECONDS:
         raise invalid_argument(f"ttl {ttl_seconds!r} must be a number of seconds in (0, {MAX_TTL_SECONDS}]")
@@ -87,10 +93,13 @@ class LeaseStore:
             raise invalid_argument("a lease needs at least one partition")
         now = self._clock()
         lease_id = str(uuid.uuid4())
-        with write_connection(self.engine) as conn, conn.begin():
-            states = self.store.get_many(keys)
+        # the states are read under the partitions' state locks, in the transaction that
+        # writes the pins: retention (which re-checks pins under the same locks) and a
+        # re-point are ordered before or after this lease, never in between
+        with self.store.hold(keys) as held:
+            conn = held.conn
             pins: dict[PartitionKey, str] = {}
-            for key, state in states.items():
+            for key, state in held.states.items():
                 if state.status != "success" or not state.current_run_id:
                     raise failed_precondition(f"{key} has no authoritative run to read (state {state.status})")
                 if expected_runs and expected_runs.get(key, state.current_run_id) != state.current_run_id:
@@ -107,6 +116,35 @@ class LeaseStore:
                 for k, r in pins.items()
             ])
         return self.get(lease_id)
+
+    @contextmanager
+    def kept(self, lease: Lease, *, ttl_seconds: float, renew_every: float | None = None) -> Iterator[Lease]:
+        """Keep ``lease`` alive for the block: a background thread renews it every
+        ``renew_every`` seconds (default a third of the ttl), so a long read never outlives
+        it; the block ending normally ends the lease, an exception aborts it."""
+        ttl = _check_ttl(ttl_seconds)
+        stop = threading.Event()
+        interval = renew_every if renew_every is not None else ttl / 3
+
+        def renew_until_stopped() -> None:
+            while not stop.wait(interval):
+                try:
+                    self.renew(lease.lease_id, ttl_seconds=ttl)
+                except Exception:  # noqa: BLE001 - a missed renewal is retried at the next beat
+                    continue
+
+        beat = threading.Thread(target=renew_until_stopped, name=f"lease-{lease.lease_id[:8]}", daemon=True)
+        beat.start()
+        try:
+            yield lease
+        except BaseException:
+            stop.set()
+            beat.join()
+            self.end(lease.lease_id, abort=True)
+            raise
+        stop.set()
+        beat.join()
+        self.end(lease.lease_id)
 
     def renew(self, lease_id: str, *, ttl_seconds: float = DEFAULT_TTL_SECONDS) -> Lease:
         """Extend a live lease to at least now + ttl (never shorter than it was)."""
@@ -140,19 +178,19 @@ class LeaseStore:
             leases = [self._read(conn, i) for i in ids]
         return [l for l in leases if include_ended or l.status == ACTIVE]
 
-    def pinned_runs(self) -> set[tuple[PartitionKey, str]]:
-        """Every (partition, run) a live lease pins now."""
+    def pinned_runs(self, conn: sa.Connection | None = None) -> set[tuple[PartitionKey, str]]:
+        """Every (partition, run) a live lease pins now (read on ``conn`` when given, e.g. a
+        transaction that holds the partitions' states still)."""
         now = self._clock()
         query = (
             sa.select(run_lease_pin)
             .join(run_lease, run_lease.c.lease_id == run_lease_pin.c.lease_id)
             .where(run_lease.c.status == ACTIVE, run_lease.c.expires_at > now)
         )
-        with self.engine.connect() as conn:
-            return {
-                (PartitionKey(r.source, r.customer_id, r.query_name, r.logical_date), r.run_id)
-                for r in conn.execute(query)
-            }
+        if conn is not None:
+            return {(_pin_key(r), r.run_id) for r in conn.execute(query)}
+        with self.engine.connect() as own:
+            return {(_pin_key(r), r.run_id) for r in own.execute(query)}
 
     def _read(self, conn: sa.Connection, lease_id: str) -> Lease:
         if not isinstance(lease_id, str) or not lease_id:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from typing import Any
 
 from gridcat_pipelines.errors import invalid_argument
 from gridcat_pipelines.run_ids import parse_run_id
 from gridcat_pipelines.timestamps import iso_utc
+from gridcat_pipelines.state.bounds import check_recordable
 from gridcat_pipelines.state.keys import (
     STATUSES,
     PartitionKey,
@@ -119,8 +120,9 @@ class ValidationResult:
             idempotency_key=idempotency_key,  # type: ignore[arg-type]
         ).validated()
 
-    def validated(self) -> "ValidationResult":
-        """This result with every field checked and normalised."""
+    def validated(self, now: datetime | None = None) -> "ValidationResult":
+        """This result with every field checked and normalised; a day or run id from the future
+        (see ``gridcat_pipelines.state.bounds``) at ``now`` (default: the clock) is refused."""
         if not isinstance(self.key, PartitionKey):
             raise invalid_argument("key must be a PartitionKey")
         key = PartitionKey(
@@ -148,6 +150,7 @@ class ValidationResult:
             raise invalid_argument(f"expected_version {expected!r} must be a non-negative integer")
         idem = check_idempotency_key(self.idempotency_key)
         run_id = parse_run_id(self.run_id)
+        check_recordable(key.logical_date, run_id, now or datetime.now(timezone.utc))
         tags = None if self.tags is None else parse_tags(self.tags)
         if self.tags is None and _same((key, run_id, status), (self.key, self.run_id, self.status)):
             return self  # already normal (the usual case): no copy

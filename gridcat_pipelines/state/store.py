@@ -69,6 +69,7 @@ from gridcat_pipelines.state.tables import (
     idempotency_record,
     partition_state,
     partition_state_history,
+    raw_run_tombstone,
     state_change_counter,
 )
 
@@ -89,6 +90,14 @@ class _RunInfo:
 
     last: dict[str, Any]  # the last history row offered for the run
     ever_applied: bool
+
+
+@dataclass(frozen=True)
+class HeldStates:
+    """States held still by :meth:`StateStore.hold`, and the transaction that holds them."""
+
+    conn: Connection
+    states: dict[PartitionKey, PartitionState]
 
 
 _NO_ROW = PartitionState.implicit_pending(PartitionKey("", "", "", date.min))  # key never read
@@ -388,7 +397,8 @@ class StateStore:
         (``FAILED_PRECONDITION``) or an idempotency key reused with another request
         (``INVALID_ARGUMENT``) fails the whole call and writes nothing.
         """
-        items = [r.validated() for r in results]
+        now = self._clock()
+        items = [r.validated(now) for r in results]
         if not items:
             return []
         return self._in_write_transaction(lambda conn: self._record_batch(conn, items, commit=True))
@@ -431,6 +441,7 @@ class StateStore:
             info = self._run_infos(conn, [(key, run_id)]).get((key, run_id))
             if info is None:
                 raise not_found(f"run {run_id} has no recorded result for {key}")
+            self._check_not_retired(conn, key, run_id)
             last = info.last
             new_state = PartitionState(
                 key=key,
@@ -469,7 +480,37 @@ class StateStore:
 
         return self._in_write_transaction(work)
 
+    @contextmanager
+    def hold(self, keys: Sequence[PartitionKey]) -> Iterator["HeldStates"]:
+        """Hold the states of ``keys`` still for the block: yields them, read under a write lock
+        (PostgreSQL: the state rows ``FOR UPDATE``, in key order; SQLite: the database write
+        lock), so no state write to these keys commits until the block ends.
+
+        The block may write its own bookkeeping on ``held.conn``; it commits when the block
+        ends normally and rolls back when it raises. Keep the block short: every writer of these
+        partitions waits for it (on SQLite, every writer).
+        """
+        wanted = sorted(set(keys))
+        with write_connection(self.engine) as conn, conn.begin():
+            found = self._lock_states(conn, wanted) if wanted else {}
+            yield HeldStates(conn, {k: found.get(k) or PartitionState.implicit_pending(k) for k in wanted})
+
     # --------------------------------------------------------------- internals
+
+    def _check_not_retired(self, conn: Connection, key: PartitionKey, run_id: str) -> None:
+        """``FAILED_PRECONDITION`` when retention deleted ``run_id``, or a newer run, of ``key``
+        (so no deleted run can become current again; see ``raw_run_tombstone``)."""
+        t = raw_run_tombstone
+        newest = conn.execute(
+            sa.select(sa.func.max(t.c.run_id)).where(*self._key_equals(t, key))
+        ).scalar_one_or_none()
+        if newest is not None and run_id <= newest:
+            detail = "was deleted" if run_id == newest else f"is older than run {newest}, which was deleted"
+            raise failed_precondition(
+                f"run {run_id} of {key} {detail} by raw retention; re-point to a newer run "
+                "(a re-point never goes back past a run retention deleted)",
+                {"retention_deleted_run_id": newest},
+            )
 
     def _in_write_transaction(self, work: Callable[[Connection], T]) -> T:
         for attempt in range(_MAX_ATTEMPTS):

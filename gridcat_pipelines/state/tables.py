@@ -49,7 +49,8 @@ JSONMap = sa.JSON().with_variant(JSONB(), "postgresql")
 metadata = sa.MetaData()
 
 
-def _key_columns() -> list[sa.Column]:
+def key_columns() -> list[sa.Column]:
+    """New Column objects for a partition key: source, customer_id, query_name, logical_date."""
     return [
         sa.Column("source", sa.Text, nullable=False),
         sa.Column("customer_id", sa.Text, nullable=False),
@@ -61,7 +62,7 @@ def _key_columns() -> list[sa.Column]:
 partition_state = sa.Table(
     "partition_state",
     metadata,
-    *_key_columns(),
+    *key_columns(),
     sa.Column("status", sa.Text, nullable=False),
     sa.Column("current_run_id", sa.Text),
     sa.Column("schema_version", sa.Text),
@@ -78,7 +79,7 @@ partition_state_history = sa.Table(
     "partition_state_history",
     metadata,
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
-    *_key_columns(),
+    *key_columns(),
     sa.Column("run_id", sa.Text, nullable=False),
     sa.Column("outcome", sa.Text, nullable=False),
     sa.Column("status", sa.Text, nullable=False),
@@ -108,6 +109,18 @@ idempotency_record = sa.Table(
     sa.Column("request_hash", sa.Text, nullable=False),
     sa.Column("response", JSONMap, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+# The raw runs retention deleted (sql/<dialect>/0006_gate_fences.sql): a re-point never goes
+# to a run at or below one of its partition's tombstones.
+raw_run_tombstone = sa.Table(
+    "raw_run_tombstone",
+    metadata,
+    *key_columns(),
+    sa.Column("run_id", sa.Text, nullable=False),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("deleted_at", UTCDateTime, nullable=False),
+    sa.PrimaryKeyConstraint("source", "customer_id", "query_name", "logical_date", "run_id"),
 )
 
 gridcat_meta = sa.Table(

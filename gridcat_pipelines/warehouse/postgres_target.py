@@ -7,9 +7,13 @@ The slice columns are prefixed because feeds have their own ``customer_id`` colu
 ``customer.id``). ``google_ads._slices`` holds one row per loaded slice (run, row count, load
 time), so ``loaded_slice`` is a primary-key lookup and an empty slice is told from a missing one.
 
-A replace runs in ONE transaction: upsert the ``_slices`` row (its row lock queues concurrent
-replaces of the same slice), DELETE the slice, COPY the new rows. Readers see the old slice or
-the new one; an error anywhere (e.g. a bad value mid-COPY) rolls back to the old slice.
+A load runs in ONE transaction, staged then committed (see ``gridcat_pipelines.warehouse.loader``):
+:meth:`PostgresWarehouse.stage_slice` upserts the ``_slices`` row only if the slice holds no
+higher ``state_version`` (its row lock then queues concurrent loads of the same slice until
+this one ends; a higher version fences this load out at once), DELETEs the slice and COPYs the
+new rows; :meth:`StagedPostgresSlice.commit`, called while the partition's state is held
+still, COMMITs. Readers see the old slice or the new one; an error anywhere (e.g. a bad value
+mid-COPY) or an abort rolls back to the old slice.
 Identifiers come from validated names and are always quoted with ``psycopg.sql.Identifier``.
 """
 
@@ -24,7 +28,7 @@ import pyarrow as pa
 from psycopg import sql
 
 from gridcat_pipelines.errors import invalid_argument, not_found
-from gridcat_pipelines.warehouse.parquet_target import RUN_ID_COLUMN, LoadedSlice
+from gridcat_pipelines.warehouse.parquet_target import RUN_ID_COLUMN, LoadedSlice, commit_unfenced
 
 SCHEMA = "google_ads"
 SLICES_TABLE = "_slices"
@@ -130,8 +134,11 @@ class PostgresWarehouse:
                 "CREATE TABLE IF NOT EXISTS {}.{} ("
                 " query_name TEXT NOT NULL, customer_id TEXT NOT NULL, logical_date DATE NOT NULL,"
                 " run_id TEXT NOT NULL, rows BIGINT NOT NULL, loaded_at TIMESTAMPTZ NOT NULL,"
-                " PRIMARY KEY (query_name, customer_id, logical_date))"
+                " state_version BIGINT, PRIMARY KEY (query_name, customer_id, logical_date))"
             ).format(sql.Identifier(SCHEMA), sql.Identifier(SLICES_TABLE)))
+            # warehouses loaded before loads were fenced: the version each slice was loaded at
+            conn.execute(sql.SQL("ALTER TABLE {}.{} ADD COLUMN IF NOT EXISTS state_version BIGINT").format(
+                sql.Identifier(SCHEMA), sql.Identifier(SLICES_TABLE)))
             existing = {
                 row[0]
                 for row in conn.execute(
@@ -165,43 +172,66 @@ class PostgresWarehouse:
 
     # ---------------------------------------------------------------- writes
 
-    def replace_slice(
-        self, query_name: str, customer_id: str, day: date, table: pa.Table, run_id: str
-    ) -> LoadedSlice:
-        """Replace the partition's slice with ``table`` (each row gets ``run_id``), atomically."""
+    def stage_slice(
+        self, query_name: str, customer_id: str, day: date, table: pa.Table, run_id: str, state_version: int
+    ) -> "StagedPostgresSlice":
+        """Write the partition's new slice (each row gets ``run_id``) in an open transaction.
+
+        The returned slice is fenced out at once (its ``commit`` answers ``None``) when the
+        slice already holds a higher state version."""
         feed = _feed_name(query_name)
         names = _column_names(table.schema)
         target = sql.Identifier(SCHEMA, feed)
-        with self._connect() as conn:
+        conn = psycopg.connect(self._url, autocommit=True)
+        try:
             self._ensure_table(conn, feed, table.schema)
-            with conn.transaction():
-                # the upsert row-locks the slice's bookkeeping row first: a concurrent replace of
-                # the same slice waits here, and its DELETE then sees this one's rows
-                conn.execute(
-                    sql.SQL(
-                        "INSERT INTO {} (query_name, customer_id, logical_date, run_id, rows, loaded_at)"
-                        " VALUES (%s, %s, %s, %s, %s, now())"
-                        " ON CONFLICT (query_name, customer_id, logical_date) DO UPDATE"
-                        " SET run_id = EXCLUDED.run_id, rows = EXCLUDED.rows, loaded_at = EXCLUDED.loaded_at"
-                    ).format(sql.Identifier(SCHEMA, SLICES_TABLE)),
-                    (feed, customer_id, day, run_id, table.num_rows),
-                )
-                conn.execute(
-                    sql.SQL("DELETE FROM {} WHERE {} = %s AND {} = %s").format(
-                        target, sql.Identifier(CUSTOMER_COLUMN), sql.Identifier(DATE_COLUMN)
-                    ),
-                    (customer_id, day),
-                )
-                columns = sql.SQL(", ").join(sql.Identifier(n) for n in (*names, *RESERVED_COLUMNS))
-                copy = sql.SQL("COPY {} ({}) FROM STDIN").format(target, columns)
-                with conn.cursor() as cur, cur.copy(copy) as stream:
-                    tail = (run_id, customer_id, day)
-                    data = [table.column(n).to_pylist() for n in names]
-                    for values in zip(*data) if data else [()] * table.num_rows:
-                        stream.write_row((*values, *tail))
-                if self._before_commit is not None:
-                    self._before_commit()
-        return LoadedSlice(run_id=run_id, rows=table.num_rows, path=self.describe(feed, customer_id, day))
+            conn.autocommit = False
+            # the upsert row-locks the slice's bookkeeping row first: a concurrent load of the
+            # same slice waits here until this one commits or aborts, and its DELETE then sees
+            # this one's rows; a slice of a higher state version is left alone (fenced out)
+            won = conn.execute(
+                sql.SQL(
+                    "INSERT INTO {0} (query_name, customer_id, logical_date, run_id, rows, loaded_at, state_version)"
+                    " VALUES (%s, %s, %s, %s, %s, now(), %s)"
+                    " ON CONFLICT (query_name, customer_id, logical_date) DO UPDATE"
+                    " SET run_id = EXCLUDED.run_id, rows = EXCLUDED.rows, loaded_at = EXCLUDED.loaded_at,"
+                    " state_version = EXCLUDED.state_version"
+                    " WHERE COALESCE({0}.state_version, 0) <= EXCLUDED.state_version"
+                    " RETURNING 1"
+                ).format(sql.Identifier(SCHEMA, SLICES_TABLE)),
+                (feed, customer_id, day, run_id, table.num_rows, int(state_version)),
+            ).fetchone()
+            staged = StagedPostgresSlice(
+                conn, run_id, table.num_rows, int(state_version), self.describe(feed, customer_id, day),
+                fenced_out=won is None, before_commit=self._before_commit,
+            )
+            if won is None:
+                return staged
+            conn.execute(
+                sql.SQL("DELETE FROM {} WHERE {} = %s AND {} = %s").format(
+                    target, sql.Identifier(CUSTOMER_COLUMN), sql.Identifier(DATE_COLUMN)
+                ),
+                (customer_id, day),
+            )
+            columns = sql.SQL(", ").join(sql.Identifier(n) for n in (*names, *RESERVED_COLUMNS))
+            copy = sql.SQL("COPY {} ({}) FROM STDIN").format(target, columns)
+            with conn.cursor() as cur, cur.copy(copy) as stream:
+                tail = (run_id, customer_id, day)
+                data = [table.column(n).to_pylist() for n in names]
+                for values in zip(*data) if data else [()] * table.num_rows:
+                    stream.write_row((*values, *tail))
+            return staged
+        except BaseException:
+            conn.close()  # rolls back
+            raise
+
+    def replace_slice(
+        self, query_name: str, customer_id: str, day: date, table: pa.Table, run_id: str,
+        state_version: int = 0,
+    ) -> LoadedSlice:
+        """Stage and commit at once, without a state fence; a slice of a higher state version
+        is still never replaced (``FAILED_PRECONDITION``)."""
+        return commit_unfenced(self.stage_slice(query_name, customer_id, day, table, run_id, state_version))
 
     # ----------------------------------------------------------------- reads
 
@@ -212,16 +242,19 @@ class PostgresWarehouse:
             try:
                 row = conn.execute(
                     sql.SQL(
-                        "SELECT run_id, rows FROM {} WHERE query_name = %s AND customer_id = %s"
+                        "SELECT run_id, rows, state_version FROM {} WHERE query_name = %s AND customer_id = %s"
                         " AND logical_date = %s"
                     ).format(sql.Identifier(SCHEMA, SLICES_TABLE)),
                     (feed, customer_id, day),
                 ).fetchone()
-            except psycopg.errors.UndefinedTable:  # nothing loaded into this database yet
+            except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn):  # nothing loaded yet
                 return None
         if row is None:
             return None
-        return LoadedSlice(run_id=row[0], rows=int(row[1]), path=self.describe(feed, customer_id, day))
+        return LoadedSlice(
+            run_id=row[0], rows=int(row[1]), path=self.describe(feed, customer_id, day),
+            state_version=None if row[2] is None else int(row[2]),
+        )
 
     def read_slice(self, query_name: str, customer_id: str, day: date) -> pa.Table:
         """The rows of one partition's slice: the feed's columns and ``run_id`` (``NOT_FOUND``
@@ -248,3 +281,31 @@ class PostgresWarehouse:
             arrays.append(array)
             fields.append(pa.field(name, array.type))
         return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+class StagedPostgresSlice:
+    """A slice COPYed in an open transaction (see :meth:`PostgresWarehouse.stage_slice`)."""
+
+    def __init__(
+        self, conn: psycopg.Connection, run_id: str, rows: int, state_version: int, path: str,
+        *, fenced_out: bool, before_commit: Callable[[], None] | None,
+    ):
+        self._conn, self._fenced_out, self._before_commit = conn, fenced_out, before_commit
+        self.run_id, self.rows, self.state_version, self.path = run_id, rows, state_version, path
+
+    def commit(self) -> LoadedSlice | None:
+        """COMMIT the slice (``None`` when a higher state version fenced it out at staging)."""
+        if self._fenced_out:
+            self.abort()
+            return None
+        try:
+            if self._before_commit is not None:
+                self._before_commit()
+            self._conn.commit()
+        finally:
+            self._conn.close()
+        return LoadedSlice(run_id=self.run_id, rows=self.rows, path=self.path, state_version=self.state_version)
+
+    def abort(self) -> None:
+        """Roll back: the slice keeps what it had."""
+        self._conn.close()

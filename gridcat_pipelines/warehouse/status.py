@@ -5,15 +5,18 @@
   is loaded; the gate will reload it);
 - ``held``: the state is not ``success`` but an earlier good slice stays in the warehouse;
 - ``missing``: nothing is loaded for the partition.
+
+A ``success`` partition that is ``stale`` or ``missing`` also gets a ``reason`` from the load
+log: ``load_failed`` (with the ``error``) or ``pending_load`` (see ``reconcile``).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from gridcat_pipelines.state import PartitionState
+from gridcat_pipelines.state import PartitionKey, PartitionState
 from gridcat_pipelines.warehouse.parquet_target import LoadedSlice, WarehouseTarget
 
 SYNC_WORDS = ("in_sync", "stale", "held", "missing")
@@ -28,9 +31,14 @@ def sync_word(state: PartitionState, loaded: LoadedSlice | None) -> str:
     return "in_sync" if loaded.run_id == state.current_run_id else "stale"
 
 
-def warehouse_status(states: Iterable[PartitionState], warehouse: WarehouseTarget) -> dict[str, Any]:
-    """``{"partitions": [...], "summary": {...}}`` as ``gridcat warehouse status --json`` prints it."""
-    partitions = []
+def warehouse_status(
+    states: Iterable[PartitionState],
+    warehouse: WarehouseTarget,
+    reasons: Callable[[list[PartitionKey]], dict[PartitionKey, tuple[str, str | None]]] | None = None,
+) -> dict[str, Any]:
+    """``{"partitions": [...], "summary": {...}}`` as ``gridcat warehouse status --json`` prints it;
+    ``reasons`` (``reconcile.reasons_for``) explains the stale and missing success partitions."""
+    partitions, behind = [], []
     for state in states:
         key = state.key
         loaded = warehouse.loaded_slice(key.query_name, key.customer_id, key.logical_date)
@@ -47,5 +55,14 @@ def warehouse_status(states: Iterable[PartitionState], warehouse: WarehouseTarge
                 "sync": sync_word(state, loaded),
             }
         )
+        if state.status == "success" and partitions[-1]["sync"] in ("stale", "missing"):
+            behind.append((key, partitions[-1]))
+    if reasons is not None and behind:
+        found = reasons([key for key, _ in behind])
+        for key, row in behind:
+            reason, error = found[key]
+            row["reason"] = reason
+            if error:
+                row["error"] = error
     counts = Counter(p["sync"] for p in partitions)
     return {"partitions": partitions, "summary": {word: counts.get(word, 0) for word in SYNC_WORDS}}

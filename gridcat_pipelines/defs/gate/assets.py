@@ -14,6 +14,7 @@ from gridcat_pipelines.state.keys import DEFAULT_SOURCE
 from gridcat_pipelines.warehouse.loader import LOADED, load_partition
 
 WAREHOUSE_GROUP = "google_ads_warehouse"
+SOURCE_TAG = "gridcat/source"
 RUN_ID_TAG_PREFIX = "gridcat/run_id."
 STATE_VERSION_TAG_PREFIX = "gridcat/state_version."
 # The Dagster concurrency pool of the warehouse writers. Its limit lives in the instance
@@ -82,20 +83,28 @@ def build_warehouse_asset(feed: FeedConfig, partitions_def: dg.PartitionsDefinit
         warehouse: WarehouseResource,
     ):
         customer_id, day = partition_dims(context.partition_key)
-        partition = PartitionKey(DEFAULT_SOURCE, customer_id, feed.name, day)
-        run_id = context.run.tags.get(run_id_tag(feed.name))  # None: a manual run loads the current one
+        tags = context.run.tags
+        source = tags.get(SOURCE_TAG, DEFAULT_SOURCE)
+        partition = PartitionKey(source, customer_id, feed.name, day)
+        run_id = tags.get(run_id_tag(feed.name))  # None: a manual run loads the current one
+        version = tags.get(state_version_tag(feed.name))
         store = state_store.store
+        if source != DEFAULT_SOURCE:  # the warehouse holds this pipeline's source only
+            context.log.warning(f"{partition}: source {source!r} is not loaded by this pipeline; skipped")
+            return
         outcome = load_partition(
-            store, raw_sink.sink, warehouse.warehouse, partition, run_id, leases=LeaseStore(store)
+            store, raw_sink.sink, warehouse.warehouse, partition, run_id,
+            version=None if version is None else int(version), leases=LeaseStore(store),
         )
         if outcome.status != LOADED:
-            context.log.warning(outcome.message)  # superseded meanwhile: nothing materialized
+            context.log.info(outcome.message)  # fenced out by a newer state: nothing materialized
             return
         context.log.info(outcome.message)
         yield dg.MaterializeResult(
             asset_key=key,
             metadata={
                 "run_id": outcome.run_id,
+                "state_version": outcome.state_version,
                 "rows": outcome.slice.rows,
                 "path": dg.MetadataValue.path(outcome.slice.path),
             },

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 
 import dagster as dg
 
@@ -18,6 +18,11 @@ def ingestion_partitions(start_date: date) -> dg.MultiPartitionsDefinition:
             "customer": customers_partitions,
         }
     )
+
+
+def last_partition_date(now: datetime | None = None) -> date:
+    """The newest day the daily partitions have: yesterday in UTC (a day is a partition once it ended)."""
+    return (now or datetime.now(timezone.utc)).astimezone(timezone.utc).date() - timedelta(days=1)
 
 
 def partition_key(customer_id: str, day: date) -> dg.MultiPartitionKey:
