@@ -415,7 +415,10 @@ class StateStore:
 
         The state takes that run's last recorded result. ``expected_version`` must equal the
         row's version (``FAILED_PRECONDITION`` otherwise); an unknown key or a run never
-        offered for it is ``NOT_FOUND``.
+        offered for it is ``NOT_FOUND``; a run raw retention deleted, or one older than a run it
+        deleted, is ``FAILED_PRECONDITION`` (retention deletes only runs older than the current
+        one, so the current run stays newer than every deleted run and no deleted run can be
+        applied or re-pointed to again).
         """
         run_id = parse_run_id(run_id)
         if isinstance(expected_version, bool) or not isinstance(expected_version, int) or expected_version < 0:
