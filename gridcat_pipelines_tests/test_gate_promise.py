@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pytest
 
 from gridcat_pipelines.cli.main import main
@@ -398,3 +399,28 @@ def test_a_backfill_whose_run_died_before_its_first_batch_is_relaunched(sqlite_u
         (again,) = tick()
         assert again.run_key != first.run_key, "a new run key: Dagster launches it again"
     store.close()
+
+
+def test_two_retention_runs_deleting_the_same_run_both_finish(store, tmp_path):
+    """Found by bench/chaos.py: the other retention deletes the run directory between this
+    one's existence check and its delete."""
+
+    class OtherRetentionFirst:
+        def __init__(self):
+            self._fs = pafs.LocalFileSystem()
+            self.type_name = self._fs.type_name
+
+        def __getattr__(self, name):
+            return getattr(self._fs, name)
+
+        def delete_dir(self, path):
+            self._fs.delete_dir(path)  # the other retention run
+            self._fs.delete_dir(path)  # this one: already gone
+
+    writer = RawSink(str(tmp_path / "raw"))
+    r1, r2 = _write(writer, 1), _write(writer, 2)
+    store.record_results([_ok(r1, 1), _ok(r2, 2)])
+    racing = RawSink(str(tmp_path / "raw"), filesystem=OtherRetentionFirst())
+    report = apply_retention(store, racing, LeaseStore(store), older_than_days=0)
+    assert [r["run_id"] for r in report.runs] == [r1]
+    assert writer.read_metadata(KEY, r2).run_id == r2

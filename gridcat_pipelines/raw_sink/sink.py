@@ -461,7 +461,10 @@ class RawSink:
             raise not_found(f"run {run_id} of {key} does not exist")
         with suppress(FileNotFoundError):
             self._fs.delete_file(f"{run_path}/{METADATA_FILE}")
-        self._fs.delete_dir(run_path)
+        try:
+            self._fs.delete_dir(run_path)
+        except FileNotFoundError:  # another deleter (a concurrent retention) got there first
+            raise not_found(f"run {run_id} of {key} does not exist") from None
 
 
 def _record_batches(items: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
