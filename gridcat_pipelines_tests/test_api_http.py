@@ -109,6 +109,23 @@ def test_unknown_key_is_pending_with_no_run(admin: Client):
     assert body["state"]["version"] == 0
 
 
+def test_a_future_day_or_run_id_is_invalid_argument_and_changes_nothing(admin: Client):
+    from datetime import datetime, timedelta, timezone
+
+    from gridcat_pipelines.run_ids import run_id_at
+
+    ahead = datetime.now(timezone.utc) + timedelta(days=2)
+    k = key(logical_date=ahead.date().isoformat())
+    reply, body = rpc(admin, "RecordResult", {**k, "run_id": new_run_id(), "status": "success"})
+    assert reply.status == 400 and body["code"] == "invalid_argument" and "logical_date" in body["message"]
+    future_run = run_id_at(int((ahead + timedelta(days=365)).timestamp() * 1000))
+    k = key()
+    reply, body = rpc(admin, "RecordResult", {**k, "run_id": future_run, "status": "success"})
+    assert reply.status == 400 and body["code"] == "invalid_argument" and "future" in body["message"]
+    _, body = rpc(admin, "GetState", k)
+    assert body["state"]["version"] == 0
+
+
 def test_record_get_history_and_set_authoritative(admin: Client):
     k = key(customer_id="123-456-" + str(next(_customers)))
     older, newer = new_run_id(), new_run_id()

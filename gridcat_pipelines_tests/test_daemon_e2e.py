@@ -31,9 +31,10 @@ import yaml
 from gridcat_pipelines.config import Settings
 from gridcat_pipelines.definitions import build_defs
 from gridcat_pipelines.defs.gate.assets import run_id_tag, warehouse_key
-from gridcat_pipelines.defs.gate.sensors import GATE_SENSOR_NAME, WAREHOUSE_JOB_NAME
+from gridcat_pipelines.defs.gate.sensors import GATE_SENSOR_NAME, RECONCILE_SENSOR_NAME, WAREHOUSE_JOB_NAME
 from gridcat_pipelines.defs.ingestion.jobs import INGEST_JOB_NAME
 from gridcat_pipelines.defs.ingestion.partitions import CUSTOMERS_PARTITION
+from gridcat_pipelines.raw_sink.sink import RawSink
 from gridcat_pipelines.state import PartitionKey, StateStore
 from gridcat_pipelines.warehouse.parquet_target import ParquetWarehouse
 
@@ -252,11 +253,13 @@ class World:
                 problems.append(f"{key}: holds {loaded.run_id}, authoritative {state.current_run_id}")
         return problems
 
-    def wait_for(self, what: str, predicate: Callable[[], bool], timeout: float) -> None:
+    def wait_for(self, what: str, predicate: Callable[[], bool], timeout: float,
+                 injected: Callable[[dg.DagsterRun], bool] = lambda run: False) -> None:
+        """Poll ``predicate``; any failed run the test did not inject (``injected``) fails at once."""
         deadline = time.monotonic() + timeout
         while True:
             self.daemon.assert_alive()
-            failed = self.failed_runs()
+            failed = [r for r in self.failed_runs() if not injected(r)]
             if failed:
                 raise AssertionError(f"waiting for {what}: run(s) failed: {[r.run_id for r in failed]}")
             if predicate():
@@ -379,6 +382,35 @@ def test_daemon_schedule_and_gate_load_exactly_the_authoritative_runs(e2e_env, d
             loaded_runs = [r.tags.get(run_id_tag("campaign")) for r in reversed(loads)
                            if r.tags.get("dagster/partition") == moved_partition]
             assert [r for r in loaded_runs if r][-3:] == [first_run, second_run, first_run], loaded_runs
+
+            # 4. a load that fails (the raw run is unreachable while it runs) is retried by the
+            #    reconcile sensor on its own, with no state change, once storage is back
+            sink = RawSink(str(settings.raw_root))
+            run_dir = sink.run_path(moved, second_run)
+            os.rename(run_dir, run_dir + ".away")
+            version = store.get(moved).version
+            _gridcat(env, "states", "set-authoritative", "--customer", moved.customer_id, "--query",
+                     moved.query_name, "--date", day.isoformat(), "--run-id", second_run,
+                     "--expected-version", str(version))
+            loads_before = {r.run_id for r in world.runs(WAREHOUSE_JOB_NAME)}
+
+            def new_load(run: dg.DagsterRun) -> bool:
+                return run.job_name == WAREHOUSE_JOB_NAME and run.run_id not in loads_before
+
+            world.wait_for("the gate's load to fail on the missing raw run",
+                           lambda: any(new_load(r) for r in world.failed_runs()), timeout=120, injected=new_load)
+            injected = {r.run_id for r in world.failed_runs()}
+            os.rename(run_dir + ".away", run_dir)
+            print(f"[{time.monotonic() - started:.0f}s] load failed as injected; raw run restored")
+            world.wait_for(f"reconcile to load {second_run}", holds(second_run), timeout=240,
+                           injected=lambda run: run.run_id in injected)
+            assert store.get(moved).version == version + 1, "retried without a state change"
+            world.wait_for("the retry run to finish", world.all_runs_finished, timeout=60,
+                           injected=lambda run: run.run_id in injected)
+            retry = [r for r in world.runs(WAREHOUSE_JOB_NAME) if r.run_id not in loads_before
+                     and r.status == dg.DagsterRunStatus.SUCCESS]
+            assert retry and all(r.tags.get("dagster/sensor_name") == RECONCILE_SENSOR_NAME for r in retry)
+            print(f"[{time.monotonic() - started:.0f}s] reconcile reloaded it")
         except BaseException:
             print(world.diagnostics())
             raise
