@@ -60,8 +60,8 @@ from gridcat_pipelines.config import Settings
 from gridcat_pipelines.definitions import build_defs
 from gridcat_pipelines.defs.gate.sensors import CHANGES_PER_TICK, GATE_SENSOR_NAME, load_requests
 from gridcat_pipelines.defs.ingestion.partitions import CUSTOMERS_PARTITION, last_partition_date
-from gridcat_pipelines.defs.ingestion.resources import cached_pipeline_config
-from gridcat_pipelines.defs.instance import ensure_instance
+from gridcat_pipelines.config import cached_pipeline_config
+from gridcat_pipelines.cli.dagster_instance import ensure_instance
 from gridcat_pipelines.gate import plan_loads
 from gridcat_pipelines.run_ids import new_run_id
 from gridcat_pipelines.state import migrations

@@ -15,9 +15,17 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
+from gridcat_pipelines.feeds.loader import load_pipeline_config
+from gridcat_pipelines.feeds.models import PipelineConfig
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# Settings that may hold a secret (a database URL with its password, a token): the Dagster
+# layer hands them to resources as ``dg.EnvVar(name)`` when they came from the process
+# environment, so the value never reaches the Dagster UI, run config or logs.
+SECRET_VARIABLES = ("GRIDCAT_DB_URL", "GRIDCAT_WAREHOUSE_URL")
 
 @dataclass(frozen=True)
 class Settings:
@@ -31,6 +39,8 @@ class Settings:
     warehouse_url: str = ""  # a PostgreSQL URL puts the warehouse there instead of Parquet files
     api_admin_tokens: str = field(default="", repr=False)  # comma-separated; never printed
     api_read_tokens: str = field(default="", repr=False)
+    # which SECRET_VARIABLES were read from the process environment (os.environ)
+    from_process_env: frozenset[str] = frozenset()
 
     @property
     def raw_root(self) -> Path:
@@ -45,6 +55,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         """Resolve settings from ``env`` (default: ``os.environ``)."""
+        process = env is None
         env = os.environ if env is None else env
         home = Path(env.get("GRIDCAT_HOME") or ".gridcat").expanduser().resolve()
         db_url = env.get("GRIDCAT_DB_URL") or f"sqlite:///{home / 'state.db'}"
@@ -60,4 +71,21 @@ class Settings:
             warehouse_url=env.get("GRIDCAT_WAREHOUSE_URL") or "",
             api_admin_tokens=env.get("GRIDCAT_API_ADMIN_TOKENS") or "",
             api_read_tokens=env.get("GRIDCAT_API_READ_TOKENS") or "",
+            from_process_env=frozenset(n for n in SECRET_VARIABLES if process and env.get(n)),
         )
+
+    def pipeline_config(self) -> PipelineConfig:
+        """The feed and customer config at this setting's paths (parsed once per file version)."""
+        return cached_pipeline_config(self.feeds_path, self.customers_path)
+
+
+@lru_cache(maxsize=8)
+def _load_config(feeds_path: str, customers_path: str, stamp: tuple[float, float]) -> PipelineConfig:
+    """Parse and check the config once per process and file version (``stamp`` = the files' mtimes)."""
+    return load_pipeline_config(feeds_path, customers_path)
+
+
+def cached_pipeline_config(feeds_path: str | Path, customers_path: str | Path) -> PipelineConfig:
+    """The config at these paths, re-read only when a file changed."""
+    stamp = (Path(feeds_path).stat().st_mtime, Path(customers_path).stat().st_mtime)
+    return _load_config(str(feeds_path), str(customers_path), stamp)

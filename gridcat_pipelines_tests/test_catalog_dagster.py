@@ -7,14 +7,16 @@ import dagster as dg
 from gridcat_pipelines.defs.catalog.assets import CATALOG_ENTITIES_KEY, catalog_entities
 from gridcat_pipelines.defs.catalog.checks import entities_have_mandatory_facets, entities_validate
 from gridcat_pipelines.defs.catalog.definitions import build_catalog_defs
-from gridcat_pipelines.defs.ingestion.resources import PipelineConfigResource
-from gridcat_pipelines.defs.resources import StateStoreResource
+from gridcat_pipelines.config import Settings
+from gridcat_pipelines.defs.resources import PipelineConfigResource, StateStoreResource
 from gridcat_pipelines.facet_types import open_catalog
 
 
 def test_catalog_asset_materializes_and_checks_pass(tmp_path):
     url = f"sqlite:///{tmp_path / 'state.db'}"
-    resources = {"state_store": StateStoreResource(db_url=url), "pipeline_config": PipelineConfigResource()}
+    settings = Settings.from_env({"GRIDCAT_HOME": str(tmp_path)})
+    config = PipelineConfigResource(feeds_path=str(settings.feeds_path), customers_path=str(settings.customers_path))
+    resources = {"state_store": StateStoreResource(db_url=url), "pipeline_config": config}
     with dg.DagsterInstance.ephemeral() as instance:
         for _ in range(2):  # a re-run is idempotent
             result = dg.materialize(

@@ -16,7 +16,7 @@ from gridcat_pipelines.defs.gate.assets import run_id_tag, state_version_tag, wa
 from gridcat_pipelines.defs.gate.sensors import GATE_SENSOR_NAME, WAREHOUSE_JOB_NAME
 from gridcat_pipelines.defs.ingestion.jobs import INGEST_JOB_NAME
 from gridcat_pipelines.defs.ingestion.partitions import CUSTOMERS_PARTITION, partition_key
-from gridcat_pipelines.defs.instance import ensure_instance
+from gridcat_pipelines.cli.dagster_instance import ensure_instance
 from gridcat_pipelines.raw_sink.sink import RawSink
 from gridcat_pipelines.run_ids import new_run_id
 from gridcat_pipelines.state import PartitionKey, StateStore, ValidationResult

@@ -20,7 +20,7 @@ from gridcat_pipelines.cli.main import main
 from gridcat_pipelines.defs.gate.assets import SOURCE_TAG, run_id_tag
 from gridcat_pipelines.defs.gate.sensors import RECONCILE_SENSOR_NAME
 from gridcat_pipelines.defs.ingestion.partitions import ingestion_partitions
-from gridcat_pipelines.defs.local_runs import run_load
+from gridcat_pipelines.cli.local_runs import run_load
 from gridcat_pipelines.defs.tag_facets.sensors import JOB_TAG, tag_facet_backfill_sensor
 from gridcat_pipelines.defs.resources import StateStoreResource
 from gridcat_pipelines.errors import FAILED_PRECONDITION, INVALID_ARGUMENT, GridcatError

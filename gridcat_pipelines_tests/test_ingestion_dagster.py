@@ -17,10 +17,11 @@ from gridcat_pipelines.definitions import build_defs
 from gridcat_pipelines.defs.ingestion.assets import raw_key, validated_key
 from gridcat_pipelines.defs.ingestion.jobs import INGEST_JOB_NAME
 from gridcat_pipelines.defs.ingestion.partitions import CUSTOMERS_PARTITION, partition_key
-from gridcat_pipelines.defs.ingestion.resources import AdsSourceResource, PipelineConfigResource
+from gridcat_pipelines.defs.ingestion.resources import AdsSourceResource
+from gridcat_pipelines.defs.resources import PipelineConfigResource
 from gridcat_pipelines.defs.ingestion.schedules import pull_dates
 from gridcat_pipelines.defs.ingestion.sensors import sync_customer_partitions
-from gridcat_pipelines.defs.instance import ensure_instance
+from gridcat_pipelines.cli.dagster_instance import ensure_instance
 from gridcat_pipelines.feeds.loader import load_pipeline_config
 from gridcat_pipelines.raw_sink.sink import RawSink
 from gridcat_pipelines.sources.faults import FAULT_RULE

@@ -70,7 +70,7 @@ _WORKER: dict = {}
 def _init_worker(settings: Settings, seed: int, fault_rate: float) -> None:
     """Per worker process: the definitions and the instance, built once."""
     from gridcat_pipelines.defs.ingestion.resources import AdsSourceResource
-    from gridcat_pipelines.defs.instance import ensure_instance
+    from gridcat_pipelines.cli.dagster_instance import ensure_instance
     from gridcat_pipelines.definitions import build_defs
 
     _WORKER["defs"] = build_defs(settings, ads_source=AdsSourceResource(seed=seed, fault_rate=fault_rate))
@@ -79,14 +79,14 @@ def _init_worker(settings: Settings, seed: int, fault_rate: float) -> None:
 
 def _pull(customer_id: str, day: date, feed_names: list[str] | None) -> bool:
     """Run the ingest job for one partition (all feeds, or only ``feed_names``) in this worker."""
-    from gridcat_pipelines.defs.local_runs import run_ingest
+    from gridcat_pipelines.cli.local_runs import run_ingest
 
     return run_ingest(_WORKER["defs"], _WORKER["instance"], customer_id, day, feed_names).success
 
 
 def _load(request) -> bool:
     """Run one warehouse load the gate requested, in this worker."""
-    from gridcat_pipelines.defs.local_runs import run_load
+    from gridcat_pipelines.cli.local_runs import run_load
 
     return run_load(_WORKER["defs"], _WORKER["instance"], request)
 
@@ -113,7 +113,7 @@ def _describe(item: tuple) -> str:
 
 def _gate(pool, defs, instance) -> int:
     """Evaluate the gate sensor and run the loads it requests until it requests none."""
-    from gridcat_pipelines.defs.local_runs import gate_tick
+    from gridcat_pipelines.cli.local_runs import gate_tick
 
     total = 0
     while requests := gate_tick(defs, instance):
@@ -130,9 +130,9 @@ def _progress(message: str) -> None:
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     """Run the demo and print its summary."""
-    from gridcat_pipelines.defs.ingestion.resources import cached_pipeline_config
-    from gridcat_pipelines.defs.instance import ensure_instance
-    from gridcat_pipelines.defs.local_runs import ensure_customer_partitions
+    from gridcat_pipelines.config import cached_pipeline_config
+    from gridcat_pipelines.cli.dagster_instance import ensure_instance
+    from gridcat_pipelines.cli.local_runs import ensure_customer_partitions
     from gridcat_pipelines.definitions import build_defs
     from gridcat_pipelines.sources.faults import FaultPlan
     from gridcat_pipelines.warehouse import open_warehouse

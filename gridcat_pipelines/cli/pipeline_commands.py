@@ -54,9 +54,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def cmd_pull(args: argparse.Namespace, settings: Settings) -> int:
     """Pull one partition and print ``{"run_id", "outcome", "state"}``."""
-    from gridcat_pipelines.defs.ingestion.resources import cached_pipeline_config
-    from gridcat_pipelines.defs.instance import ensure_instance
-    from gridcat_pipelines.defs.local_runs import pull_one
+    from gridcat_pipelines.config import cached_pipeline_config
+    from gridcat_pipelines.cli.dagster_instance import ensure_instance
+    from gridcat_pipelines.cli.local_runs import pull_one
     from gridcat_pipelines.definitions import build_defs
 
     key = PartitionKey.parse(args.customer, args.query, args.date)
@@ -113,7 +113,7 @@ def cmd_warehouse_reconcile(args: argparse.Namespace, settings: Settings) -> int
     from datetime import datetime, timezone
 
     from gridcat_pipelines.defs.ingestion.partitions import last_partition_date
-    from gridcat_pipelines.defs.ingestion.resources import cached_pipeline_config
+    from gridcat_pipelines.config import cached_pipeline_config
     from gridcat_pipelines.leases.store import LeaseStore
     from gridcat_pipelines.raw_sink.sink import RawSink
     from gridcat_pipelines.warehouse import load_log, open_warehouse

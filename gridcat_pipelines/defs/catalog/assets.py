@@ -3,8 +3,7 @@
 
 import dagster as dg
 
-from gridcat_pipelines.defs.catalog.resources import open_catalog_for
-from gridcat_pipelines.defs.ingestion.resources import PipelineConfigResource
+from gridcat_pipelines.defs.resources import PipelineConfigResource
 from gridcat_pipelines.defs.resources import StateStoreResource
 from gridcat_pipelines.facet_types.feed_sync import sync_entities
 
@@ -24,7 +23,7 @@ def catalog_entities(
     pipeline_config: PipelineConfigResource,
 ) -> dg.MaterializeResult:
     """Sync the entities from the feed config; report what changed."""
-    services = open_catalog_for(state_store)
+    services = state_store.open_catalog()
     try:
         report = sync_entities(services.entities, pipeline_config.config)
         total = len(services.entities.repository.revisions())

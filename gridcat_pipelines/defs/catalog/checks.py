@@ -5,7 +5,6 @@ from __future__ import annotations
 import dagster as dg
 
 from gridcat_pipelines.defs.catalog.assets import CATALOG_ENTITIES_KEY
-from gridcat_pipelines.defs.catalog.resources import open_catalog_for
 from gridcat_pipelines.defs.resources import StateStoreResource
 
 _SAMPLE = 20
@@ -25,7 +24,7 @@ def _result(checked: int, issues: list) -> dg.AssetCheckResult:
 @dg.asset_check(asset=CATALOG_ENTITIES_KEY, description="Every entity's facets validate against the facet type catalog.")
 def entities_validate(state_store: StateStoreResource) -> dg.AssetCheckResult:
     """Markers, disabled types, applicableTo and content schemas of every facet of every entity."""
-    services = open_catalog_for(state_store)
+    services = state_store.open_catalog()
     try:
         entities = services.entities.repository.get_all()
         snapshot = services.catalog.snapshot()
@@ -38,7 +37,7 @@ def entities_validate(state_store: StateStoreResource) -> dg.AssetCheckResult:
 @dg.asset_check(asset=CATALOG_ENTITIES_KEY, description="Every entity carries the mandatory facets of its type.")
 def entities_have_mandatory_facets(state_store: StateStoreResource) -> dg.AssetCheckResult:
     """structural/descriptive on tables and attributes, relation on tables, descriptive on schemas."""
-    services = open_catalog_for(state_store)
+    services = state_store.open_catalog()
     try:
         entities = services.entities.repository.get_all()
         snapshot = services.catalog.snapshot()

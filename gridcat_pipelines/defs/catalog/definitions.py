@@ -14,3 +14,9 @@ def build_catalog_defs() -> dg.Definitions:
         assets=[catalog_entities],
         asset_checks=[entities_validate, entities_have_mandatory_facets],
     )
+
+
+@dg.definitions
+def catalog_defs() -> dg.Definitions:
+    """The catalog domain (``dg`` loads this)."""
+    return build_catalog_defs()

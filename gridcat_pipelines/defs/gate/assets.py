@@ -5,7 +5,7 @@ import dagster as dg
 from gridcat_pipelines.defs.gate.resources import WarehouseResource
 from gridcat_pipelines.defs.ingestion.assets import validated_key
 from gridcat_pipelines.defs.ingestion.partitions import partition_dims
-from gridcat_pipelines.defs.ingestion.resources import RawSinkResource
+from gridcat_pipelines.defs.resources import RawSinkResource
 from gridcat_pipelines.defs.resources import StateStoreResource
 from gridcat_pipelines.feeds.models import FeedConfig
 from gridcat_pipelines.leases.store import LeaseStore

@@ -6,7 +6,6 @@ from functools import cached_property
 
 import dagster as dg
 
-from gridcat_pipelines.config import Settings
 from gridcat_pipelines.errors import invalid_argument
 from gridcat_pipelines.warehouse.parquet_target import ParquetWarehouse
 from gridcat_pipelines.warehouse.postgres_target import PostgresWarehouse
@@ -15,9 +14,9 @@ WAREHOUSE_KINDS = ("parquet", "postgres")
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The warehouse target: ``kind`` ``parquet`` (embedded default; empty ``root`` means
-    ``$GRIDCAT_HOME/warehouse``) or ``postgres`` (schema ``google_ads`` in the database at
-    ``url``, e.g. ``postgresql://user@host:5432/warehouse``)."""
+    """The warehouse target: ``kind`` ``parquet`` (the embedded default: the dataset under
+    ``root``) or ``postgres`` (schema ``google_ads`` in the database at ``url``, e.g.
+    ``postgresql://user@host:5432/warehouse``; give it as ``dg.EnvVar``)."""
 
     root: str = ""
     kind: str = "parquet"
@@ -32,4 +31,6 @@ class WarehouseResource(dg.ConfigurableResource):
             return PostgresWarehouse(self.url)
         if self.kind != "parquet":
             raise invalid_argument(f"warehouse kind {self.kind!r} must be one of {', '.join(WAREHOUSE_KINDS)}")
-        return ParquetWarehouse(self.root or str(Settings.from_env().warehouse_root))
+        if not self.root:
+            raise invalid_argument("warehouse kind 'parquet' needs a root directory or URI")
+        return ParquetWarehouse(self.root)

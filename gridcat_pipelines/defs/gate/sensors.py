@@ -14,7 +14,7 @@ import dagster as dg
 
 from gridcat_pipelines.defs.gate.assets import SOURCE_TAG, run_id_tag, state_version_tag, warehouse_key
 from gridcat_pipelines.defs.ingestion.partitions import CUSTOMERS_PARTITION, last_partition_date, partition_key
-from gridcat_pipelines.defs.ingestion.resources import PipelineConfigResource
+from gridcat_pipelines.defs.resources import PipelineConfigResource
 from gridcat_pipelines.defs.resources import StateStoreResource
 from gridcat_pipelines.gate import PlannedLoad, loads_by_partition, plan_loads
 from gridcat_pipelines.warehouse import load_log

@@ -7,12 +7,8 @@ import dagster as dg
 
 from gridcat_pipelines.defs.ingestion.checks import rule_check_results, rule_check_specs
 from gridcat_pipelines.defs.ingestion.partitions import partition_dims
-from gridcat_pipelines.defs.ingestion.resources import (
-    AdsSourceResource,
-    PipelineConfigResource,
-    RawSinkResource,
-)
-from gridcat_pipelines.defs.resources import StateStoreResource
+from gridcat_pipelines.defs.ingestion.resources import AdsSourceResource
+from gridcat_pipelines.defs.resources import PipelineConfigResource, RawSinkResource, StateStoreResource
 from gridcat_pipelines.feeds.models import FeedConfig
 from gridcat_pipelines.ingest import partition_key, pull_raw_run, validate_and_record
 from gridcat_pipelines.sources.base import SourceError, TransientSourceError

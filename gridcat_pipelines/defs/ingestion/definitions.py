@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from gridcat_pipelines.config import Settings
 from gridcat_pipelines.defs.ingestion.assets import build_feed_assets
 from gridcat_pipelines.defs.ingestion.jobs import build_ingest_job
 from gridcat_pipelines.defs.ingestion.partitions import ingestion_partitions
@@ -25,3 +26,9 @@ def build_ingestion_defs(config: PipelineConfig) -> dg.Definitions:
         ],
         sensors=[sync_customer_partitions],
     )
+
+
+@dg.definitions
+def ingestion_defs() -> dg.Definitions:
+    """Ingestion for the feed config of the environment (``dg`` loads this)."""
+    return build_ingestion_defs(Settings.from_env().pipeline_config())

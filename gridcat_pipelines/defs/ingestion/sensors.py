@@ -3,7 +3,7 @@
 import dagster as dg
 
 from gridcat_pipelines.defs.ingestion.partitions import CUSTOMERS_PARTITION, customers_partitions
-from gridcat_pipelines.defs.ingestion.resources import PipelineConfigResource
+from gridcat_pipelines.defs.resources import PipelineConfigResource
 
 
 def customers_to_add(configured: list[str], existing: list[str]) -> list[str]:

@@ -14,3 +14,9 @@ def build_tag_facet_defs() -> dg.Definitions:
         jobs=[promote_facet_job, disable_facet_job, facet_backfill_job],
         sensors=[tag_facet_backfill_sensor],
     )
+
+
+@dg.definitions
+def tag_facet_defs() -> dg.Definitions:
+    """The tag facet domain (``dg`` loads this)."""
+    return build_tag_facet_defs()

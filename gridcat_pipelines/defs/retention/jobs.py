@@ -2,8 +2,7 @@
 
 import dagster as dg
 
-from gridcat_pipelines.defs.ingestion.resources import RawSinkResource
-from gridcat_pipelines.defs.resources import StateStoreResource
+from gridcat_pipelines.defs.resources import RawSinkResource, StateStoreResource
 from gridcat_pipelines.leases.store import LeaseStore
 from gridcat_pipelines.retention import apply_retention
 
