@@ -10,7 +10,7 @@ from gridcat_pipelines.cli.state_commands import open_store
 from gridcat_pipelines.config import Settings
 from gridcat_pipelines.errors import not_found
 from gridcat_pipelines.state import PartitionKey, StateFilter
-from gridcat_pipelines.state.store import MAX_PAGE_SIZE
+from gridcat_pipelines.state.listing import MAX_PAGE_SIZE
 
 
 def register(commands: argparse._SubParsersAction) -> None:

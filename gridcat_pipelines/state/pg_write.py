@@ -43,7 +43,7 @@ import psycopg
 
 from gridcat_pipelines.state.keys import PartitionKey
 from gridcat_pipelines.state.models import PartitionState
-from gridcat_pipelines.tag_facets import projector
+from gridcat_pipelines.state import projector
 
 Projections = tuple[projector.Projection, ...]
 RunPair = tuple[PartitionKey, str]

@@ -7,6 +7,7 @@ for both dialects. Keep them in step with the newest migration.
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from functools import lru_cache
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
@@ -131,3 +132,46 @@ gridcat_meta = sa.Table(
 )
 
 KEY_COLUMNS = ("source", "customer_id", "query_name", "logical_date")
+
+# The tag-facet registry (sql/<dialect>/0004_tag_facets.sql): every state write reads which
+# facets project (``projector``) and every facet-filtered listing which facets serve a filter
+# (``facet_filters``); ``gridcat_pipelines.tag_facets`` promotes, disables and backfills them.
+FACET_STATUSES = ("PROMOTING", "BACKFILLING", "ENABLED", "DISABLED", "FAILED")
+PROMOTING, BACKFILLING, ENABLED, DISABLED, FAILED = FACET_STATUSES
+
+tag_facet = sa.Table(
+    "tag_facet",
+    metadata,
+    sa.Column("facet_id", sa.Uuid(as_uuid=False), primary_key=True),
+    sa.Column("key_name", sa.Text, nullable=False),
+    sa.Column("column_name", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("projecting", sa.Boolean, nullable=False),
+    sa.Column("create_index", sa.Boolean, nullable=False),
+    sa.Column("index_name", sa.Text),
+    sa.Column("error", sa.Text),
+    sa.Column("reason", sa.Text),
+    sa.Column("promotion_started_at", UTCDateTime, nullable=False),
+    sa.Column("last_refresh_started_at", UTCDateTime),
+    sa.Column("last_refresh_succeeded_at", UTCDateTime),
+    sa.Column("disabled_at", UTCDateTime),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+
+@lru_cache(maxsize=256)
+def state_table_with(columns: tuple[str, ...]) -> sa.Table:
+    """``partition_state`` described with the projection ``columns`` (validated names) added.
+
+    Used for every statement that reads or writes facet columns, so one statement names one
+    table object. Cached per column set; ``()`` is the plain table.
+    """
+    if not columns:
+        return partition_state
+    return sa.Table(
+        "partition_state",
+        sa.MetaData(),
+        *[c._copy() for c in partition_state.columns],
+        *[sa.Column(name, sa.Text) for name in columns],
+    )

@@ -20,7 +20,8 @@ the range's end, see ``_key_range``); the mode's predicate applies inside the ra
 (MISSING_ONLY), ``rows_updated`` rows changed;
 ``failures`` counts batches retried after a transient database error (deadlock, lock timeout,
 serialization failure, lost connection). Rows written while the job runs are projected by the
-writers themselves (see ``projector``), so a job that reaches the end leaves a complete column.
+writers themselves (see ``gridcat_pipelines.state.projector``), so a job that reaches the end
+leaves a complete column.
 """
 
 from __future__ import annotations
@@ -37,19 +38,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from gridcat_pipelines.state.db import write_connection
-from gridcat_pipelines.state.tables import KEY_COLUMNS
-from gridcat_pipelines.tag_facets.tables import (
+from gridcat_pipelines.state.tables import (
     BACKFILLING,
     DISABLED,
     ENABLED,
     FAILED,
-    PENDING,
-    RUNNING,
-    SUCCEEDED,
-    backfill_job,
+    KEY_COLUMNS,
     state_table_with,
     tag_facet,
 )
+from gridcat_pipelines.tag_facets.tables import PENDING, RUNNING, SUCCEEDED, backfill_job
 from gridcat_pipelines.tag_facets.views import job_json
 
 MAX_CONSECUTIVE_FAILURES = 8

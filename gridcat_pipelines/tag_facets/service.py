@@ -7,11 +7,12 @@ Statuses of a facet::
         └─DDL failed─▶ FAILED ◀┘ backfill gave up (a later backfill that succeeds → ENABLED)
     any status ──DisableFacet──▶ DISABLED ──PromoteFacet (same key)──▶ PROMOTING …
 
-Filters are served from the column only when ENABLED (see ``filters``). Every request is
-validated before anything is written: a rejected call changes neither the registry nor the
-schema. Promotion registers the key under a registry lock (budget and uniqueness are checked
-there), runs the DDL outside that transaction (``ddl``), then switches the projector on under a
-SHARE lock (``projector``) and queues the initial backfill job when rows need one.
+Filters are served from the column only when ENABLED (see ``gridcat_pipelines.state.facet_filters``).
+Every request is validated before anything is written: a rejected call changes neither the
+registry nor the schema. Promotion registers the key under a registry lock (budget and
+uniqueness are checked there), runs the DDL outside that transaction (``ddl``), then switches
+the projector on under a SHARE lock (``gridcat_pipelines.state.projector``) and queues the
+initial backfill job when rows need one.
 """
 
 from __future__ import annotations
@@ -34,6 +35,15 @@ from gridcat_pipelines.errors import (
 )
 from gridcat_pipelines.state.db import write_connection
 from gridcat_pipelines.state.store import StateStore
+from gridcat_pipelines.state.tables import (
+    BACKFILLING,
+    DISABLED,
+    ENABLED,
+    FAILED,
+    PROMOTING,
+    state_table_with,
+    tag_facet,
+)
 from gridcat_pipelines.tag_facets import ddl
 from gridcat_pipelines.tag_facets.backfill import BackfillRunner, Progress
 from gridcat_pipelines.tag_facets.identifiers import (
@@ -43,20 +53,7 @@ from gridcat_pipelines.tag_facets.identifiers import (
     parse_key_name,
     parse_uuid,
 )
-from gridcat_pipelines.tag_facets.tables import (
-    BACKFILLING,
-    DISABLED,
-    ENABLED,
-    FACET_BUDGET,
-    FAILED,
-    MODES,
-    PENDING,
-    PROMOTING,
-    RUNNING,
-    backfill_job,
-    state_table_with,
-    tag_facet,
-)
+from gridcat_pipelines.tag_facets.tables import FACET_BUDGET, MODES, PENDING, RUNNING, backfill_job
 from gridcat_pipelines.tag_facets.views import facet_json, job_json
 from gridcat_pipelines.timestamps import iso_utc
 
@@ -181,7 +178,8 @@ class FacetService:
             raise GridcatError(ALREADY_EXISTS, f"key {key!r} or column {column!r} was promoted concurrently") from None
 
     def _activate(self, facet_id: str) -> None:
-        """Switch the projector on for the facet under SHARE on partition_state (see ``projector``)."""
+        """Switch the projector on for the facet under SHARE on partition_state (see
+        ``gridcat_pipelines.state.projector``)."""
 
         def work(conn: Connection) -> None:
             if conn.dialect.name == "postgresql":
@@ -377,7 +375,8 @@ class FacetService:
     # -------------------------------------------------------------- listing
 
     def list_states(self, state_filter=None, *, filters=None, page_size=None, page_token=None):
-        """ListStates with facet filters: the store's one listing path (see ``filters``)."""
+        """ListStates with facet filters: the store's one listing path (see
+        ``gridcat_pipelines.state.facet_filters``)."""
         return self.store.list_states(state_filter, filters=filters, page_size=page_size, page_token=page_token)
 
     # ------------------------------------------------------------ internals

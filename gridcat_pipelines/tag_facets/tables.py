@@ -1,16 +1,17 @@
-"""SQLAlchemy Core descriptions of the facet tables (DDL in ``sql/<dialect>/0004_tag_facets.sql``)
-and of ``partition_state`` with its projection columns."""
+"""SQLAlchemy Core description of the backfill job table (DDL in
+``sql/<dialect>/0004_tag_facets.sql``) and the facet service's constants.
+
+The registry table ``tag_facet``, its statuses and ``partition_state`` with projection columns
+(``state_table_with``) are described in ``gridcat_pipelines.state.tables``: every state write and
+every facet-filtered listing reads them there.
+"""
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import sqlalchemy as sa
 
-from gridcat_pipelines.state.tables import UTCDateTime, partition_state
+from gridcat_pipelines.state.tables import UTCDateTime
 
-FACET_STATUSES = ("PROMOTING", "BACKFILLING", "ENABLED", "DISABLED", "FAILED")
-PROMOTING, BACKFILLING, ENABLED, DISABLED, FAILED = FACET_STATUSES
 JOB_STATUSES = ("PENDING", "RUNNING", "SUCCEEDED", "FAILED")
 PENDING, RUNNING, SUCCEEDED = "PENDING", "RUNNING", "SUCCEEDED"
 MODES = ("FULL", "MISSING_ONLY")
@@ -18,26 +19,6 @@ FACET_BUDGET = 12
 
 metadata = sa.MetaData()
 _UUID = sa.Uuid(as_uuid=False)
-
-tag_facet = sa.Table(
-    "tag_facet",
-    metadata,
-    sa.Column("facet_id", _UUID, primary_key=True),
-    sa.Column("key_name", sa.Text, nullable=False),
-    sa.Column("column_name", sa.Text, nullable=False),
-    sa.Column("status", sa.Text, nullable=False),
-    sa.Column("projecting", sa.Boolean, nullable=False),
-    sa.Column("create_index", sa.Boolean, nullable=False),
-    sa.Column("index_name", sa.Text),
-    sa.Column("error", sa.Text),
-    sa.Column("reason", sa.Text),
-    sa.Column("promotion_started_at", UTCDateTime, nullable=False),
-    sa.Column("last_refresh_started_at", UTCDateTime),
-    sa.Column("last_refresh_succeeded_at", UTCDateTime),
-    sa.Column("disabled_at", UTCDateTime),
-    sa.Column("created_at", UTCDateTime, nullable=False),
-    sa.Column("updated_at", UTCDateTime, nullable=False),
-)
 
 backfill_job = sa.Table(
     "tag_facet_backfill_job",
@@ -59,21 +40,3 @@ backfill_job = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("finished_at", UTCDateTime),
 )
-
-
-@lru_cache(maxsize=256)
-def state_table_with(columns: tuple[str, ...]) -> sa.Table:
-    """``partition_state`` described with the projection ``columns`` (validated names) added.
-
-    Used for every statement that reads or writes facet columns, so one statement names one
-    table object. Cached per column set; ``()`` is the plain table.
-    """
-    if not columns:
-        return partition_state
-    table = sa.Table(
-        "partition_state",
-        sa.MetaData(),
-        *[c._copy() for c in partition_state.columns],
-        *[sa.Column(name, sa.Text) for name in columns],
-    )
-    return table

@@ -1,9 +1,12 @@
 """The projector: every state write fills the projecting facets' columns from the row's tags,
 in the writer's own transaction.
 
+It lives with the store because every state write runs it; the facets themselves are promoted,
+disabled and backfilled by ``gridcat_pipelines.tag_facets`` (``FacetService``).
+
 Which facets project
     A facet projects once its column exists and its registry row says ``projecting`` (set by
-    promotion, cleared by disable). The store calls :func:`load_projections` once per write
+    promotion, cleared by disable). The portable write path (``sql_write``) calls :func:`load_projections` once per write
     transaction, before it writes ``partition_state``; the registry is a handful of rows,
     so this costs one indexed read and needs no cache to invalidate. PostgreSQL's batched
     write path queues the same two statements in its read pipeline instead
@@ -18,7 +21,7 @@ The race this closes (PostgreSQL; SQLite serialises writers, so there it cannot 
        lock for its INSERT/UPDATE anyway, and writers do not conflict with each other) and only
        *then* reads the registry, in a new statement, hence a new READ COMMITTED snapshot.
     2. Promotion switches ``projecting`` on in a transaction that first takes ``SHARE`` on
-       ``partition_state`` (``activate``). ``SHARE`` conflicts with ``ROW EXCLUSIVE``: it waits
+       ``partition_state`` (``FacetService._activate``). ``SHARE`` conflicts with ``ROW EXCLUSIVE``: it waits
        until every writer that already holds the lock has committed, and writers arriving
        meanwhile wait for the promotion to commit.
 
@@ -41,7 +44,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from gridcat_pipelines.tag_facets.tables import state_table_with, tag_facet
+from gridcat_pipelines.state.tables import state_table_with, tag_facet
 
 Projection = tuple[str, str]  # (tag key, column name)
 

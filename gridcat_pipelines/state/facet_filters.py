@@ -1,5 +1,8 @@
 """ListStates facet filters (seed 000): ``[{key, op: "EQ", value: {stringValue}}]``.
 
+Read from the facet registry that ``gridcat_pipelines.tag_facets`` manages; served by the
+store's listing (``listing``).
+
 Only ``EQ`` on a promoted key (a facet that is not ``DISABLED``) is accepted; anything else is
 ``INVALID_ARGUMENT`` with the detail ``"key not promoted"``. How a filter is served depends on
 the facet's status at query time:
@@ -24,7 +27,7 @@ from sqlalchemy.engine import Connection
 
 from gridcat_pipelines.errors import invalid_argument
 from gridcat_pipelines.state.keys import MAX_TAG_VALUE_LEN
-from gridcat_pipelines.tag_facets.tables import DISABLED, ENABLED, state_table_with, tag_facet
+from gridcat_pipelines.state.tables import DISABLED, ENABLED, state_table_with, tag_facet
 
 NOT_PROMOTED = "key not promoted"
 MAX_FILTERS = 32
