@@ -383,3 +383,164 @@ def test_row_schema_the_vectorised_validator_cannot_run_fails_at_load(tmp_path):
         load_pipeline_config(path, SHIPPED_CUSTOMERS)
     assert "feeds[0].row_schema" in err.value.message
     assert str(path) in err.value.message
+
+
+# --------------------------------------------------------------------------- feeds and the synthetic source
+#
+# Every feed must be one the synthetic source can generate valid rows of; one it cannot fails
+# config load naming the feed, the column and where the generator (or column) goes.
+
+
+def _campaign_copy(doc: dict, name: str, resource: str) -> dict:
+    feed = copy.deepcopy(doc["feeds"][0])
+    feed["name"], feed["resource"] = name, resource
+    feed["gaql"] = feed["gaql"].replace("FROM campaign", f"FROM {resource}")
+    return feed
+
+
+def _add_campaign_column(doc: dict, column: dict, prop: dict) -> None:
+    feed = doc["feeds"][0]
+    feed["columns"].append(column)
+    feed["gaql"] = feed["gaql"].replace(" FROM campaign", f", {column['field']} FROM campaign")
+    feed["row_schema"]["properties"][column["field"].replace(".", "_")] = prop
+
+
+def test_a_feed_the_synthetic_source_has_no_generator_for_fails_load(tmp_path):
+    doc = shipped_feeds_doc()
+    doc["feeds"].append(_campaign_copy(doc, "mystery_report", "mystery_view"))
+    path = write(tmp_path, doc)
+    assert "mystery_report" in load_feeds(path)  # well-formed, but the synthetic source cannot pull it
+    with pytest.raises(ConfigError) as info:
+        load_pipeline_config(path, SHIPPED_CUSTOMERS)
+    err = info.value
+    assert err.path == f"feeds[{len(doc['feeds']) - 1}].resource", err.message
+    assert "feed 'mystery_report'" in err.reason and "resource 'mystery_view'" in err.reason
+    assert "GENERATORS in gridcat_pipelines/sources/synthetic_feeds.py" in err.reason
+
+
+@pytest.mark.parametrize(
+    "nullable, prop, not_null, why",
+    [
+        (False, {"type": "string"}, False, "nullable: false"),
+        (True, {"type": "string"}, False, "row_schema does not allow null"),
+        (True, {"type": ["string", "null"]}, True, "a validation rule reads it"),
+    ],
+    ids=["non-nullable", "row_schema rejects null", "a rule reads it"],
+)
+def test_a_column_the_synthetic_source_cannot_fill_fails_load(tmp_path, nullable, prop, not_null, why):
+    doc = shipped_feeds_doc()
+    column = {"field": "campaign.start_date", "type": "string", "nullable": nullable}
+    _add_campaign_column(doc, column, prop)
+    if not_null:
+        doc["feeds"][0]["rules"]["not_null"].append("campaign_start_date")
+    path = write(tmp_path, doc)
+    with pytest.raises(ConfigError) as info:
+        load_pipeline_config(path, SHIPPED_CUSTOMERS)
+    err = info.value
+    assert err.path == "feeds[0].columns[14]", err.message
+    assert "column 'campaign_start_date' of feed 'campaign'" in err.reason and why in err.reason
+    assert "gridcat_pipelines/sources/synthetic_feeds.py" in err.reason
+
+
+def test_a_nullable_column_the_synthetic_source_leaves_null_loads_and_validates(tmp_path):
+    from gridcat_pipelines.sources.synthetic import SyntheticSource
+    from gridcat_pipelines.validation.validator import validate_table
+
+    doc = shipped_feeds_doc()
+    _add_campaign_column(doc, {"field": "campaign.start_date", "type": "string"}, {"type": ["string", "null"]})
+    config = load_pipeline_config(write(tmp_path, doc), SHIPPED_CUSTOMERS)
+    feed, customer = config.feeds["campaign"], next(iter(config.customers.values()))
+    table = SyntheticSource(seed=11).table(feed, customer, date(2026, 2, 3))
+    assert table.num_rows and table["campaign_start_date"].null_count == table.num_rows
+    report = validate_table(table, _Meta(table.num_rows), feed, date(2026, 2, 3), customer=customer)
+    assert report.passed, report.error_message(detail=True)
+
+
+class _Meta:
+    def __init__(self, rows: int):
+        from gridcat_pipelines.run_ids import new_run_id
+
+        self.run_id, self.schema_version, self.record_count = new_run_id(), "1", rows
+
+
+# The "add a feed" recipe for a resource the synthetic source already generates: config only.
+CAMPAIGN_DEVICE = {
+    "name": "campaign_device",
+    "resource": "campaign",
+    "description": "Daily campaign traffic by device (no conversions).",
+    "gaql": "SELECT customer.id, customer.currency_code, campaign.id, segments.date, segments.device, "
+            "metrics.impressions, metrics.clicks, metrics.cost_micros FROM campaign "
+            "WHERE segments.date = '{date}'",
+    "columns": [
+        {"field": "customer.id", "type": "int64", "nullable": False},
+        {"field": "customer.currency_code", "type": "string", "nullable": False},
+        {"field": "campaign.id", "type": "int64", "nullable": False},
+        {"field": "segments.date", "type": "date32", "nullable": False},
+        {"field": "segments.device", "type": "string", "nullable": False},
+        {"field": "metrics.impressions", "type": "int64", "nullable": False},
+        {"field": "metrics.clicks", "type": "int64", "nullable": False},
+        {"field": "metrics.cost_micros", "type": "int64", "nullable": False},
+    ],
+    "primary_key": ["customer_id", "campaign_id", "segments_date", "segments_device"],
+    "schema_version": "1",
+    "row_schema": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "customer_id": {"type": "integer", "minimum": 1, "maximum": 9999999999},
+            "customer_currency_code": {"type": "string", "pattern": "^[A-Z]{3}$"},
+            "campaign_id": {"type": "integer", "minimum": 1},
+            "segments_date": {"type": "string", "format": "date"},
+            "segments_device": {"type": "string", "enum": ["MOBILE", "DESKTOP", "TABLET", "CONNECTED_TV", "OTHER"]},
+            "metrics_impressions": {"type": "integer"},
+            "metrics_clicks": {"type": "integer"},
+            "metrics_cost_micros": {"type": "integer"},
+        },
+    },
+    "rules": {
+        "non_negative": ["metrics_cost_micros", "metrics_clicks", "metrics_impressions"],
+        "clicks_le_impressions": True,
+        "date_column": "segments_date",
+        "not_null": ["customer_id", "campaign_id"],
+        "currency_column": "customer_currency_code",
+    },
+}
+
+
+def test_a_feed_over_a_generated_resource_needs_only_its_config_entry(tmp_path):
+    import dagster as dg
+
+    from gridcat_pipelines.config import Settings
+    from gridcat_pipelines.definitions import build_defs
+    from gridcat_pipelines.sources.faults import FAULT_RULE, applicable_kinds
+    from gridcat_pipelines.sources.synthetic import SyntheticSource
+    from gridcat_pipelines.validation.rules import rules_for
+    from gridcat_pipelines.validation.validator import validate_table
+
+    doc = shipped_feeds_doc()
+    doc["feeds"].append(CAMPAIGN_DEVICE)
+    path = write(tmp_path, doc)
+    config = load_pipeline_config(path, SHIPPED_CUSTOMERS)
+    feed = config.feeds["campaign_device"]
+
+    settings = Settings.from_env({"GRIDCAT_HOME": str(tmp_path / "home"), "GRIDCAT_FEEDS_CONFIG": str(path)})
+    graph = build_defs(settings).resolve_asset_graph()
+    validated = dg.AssetKey(["google_ads", "validated", "campaign_device"])
+    assert graph.has(dg.AssetKey(["google_ads", "raw", "campaign_device"])) and graph.has(validated)
+    assert {k.name for k in graph.asset_check_keys if k.asset_key == validated} == set(rules_for(feed))
+
+    source, day = SyntheticSource(seed=11), date(2026, 2, 3)
+    rows = 0
+    for customer in config.customers.values():
+        table = source.table(feed, customer, day)
+        assert validate_table(table, _Meta(table.num_rows), feed, day, customer=customer).passed
+        rows += table.num_rows
+    assert rows > 0
+    customer = config.customers["4567890123"]
+    kinds = [k for k in applicable_kinds(feed) if FAULT_RULE[k] is not None]
+    # every column is in the key or read by a rule, so only the rule faults apply
+    assert set(kinds) == {"negative_cost", "wrong_date", "duplicate_primary_key", "mixed_currency"}
+    for kind in kinds:
+        table = source.table(feed, customer, day, fault=kind)
+        report = validate_table(table, _Meta(table.num_rows), feed, day, customer=customer)
+        assert [r.rule for r in report.failed_rules] == [FAULT_RULE[kind]], (kind, report.to_json())

@@ -474,3 +474,18 @@ def test_unknown_resource_is_a_source_error():
                      row_schema=feed.row_schema, rules=feed.rules)
     with pytest.raises(SourceError):
         list(SyntheticSource().fetch(odd, CUSTOMERS[0], DAY))
+
+
+def test_every_shipped_feed_is_generatable_and_an_unknown_resource_says_where_to_add_it():
+    from dataclasses import replace
+
+    from gridcat_pipelines.sources.synthetic import generation_gap
+    from gridcat_pipelines.sources.synthetic_feeds import GENERATORS
+
+    assert {feed.resource for feed in FEEDS.values()} <= set(GENERATORS)
+    assert [generation_gap(feed) for feed in FEEDS.values()] == [None] * len(FEEDS)
+    odd = replace(FEEDS["campaign"], name="mystery_report", resource="mystery_view")
+    where, reason = generation_gap(odd)
+    assert where == "resource" and "GENERATORS in gridcat_pipelines/sources/synthetic_feeds.py" in reason
+    with pytest.raises(SourceError, match="GENERATORS in gridcat_pipelines/sources/synthetic_feeds.py"):
+        SyntheticSource().table(odd, CUSTOMERS[0], DAY)

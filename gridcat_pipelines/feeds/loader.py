@@ -31,6 +31,8 @@ from gridcat_pipelines.feeds.models import (
     column_name,
 )
 from gridcat_pipelines.state.keys import normalize_customer_id, parse_tags
+from gridcat_pipelines.validation.registry import COLUMN, COLUMNS
+from gridcat_pipelines.validation.registry import active as active_rules
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 DEFAULT_FEEDS_PATH = CONFIG_DIR / "google_apis.yaml"
@@ -73,7 +75,6 @@ _FEED_KEYS = {"name", "resource", "gaql", "columns", "primary_key", "schema_vers
 _FEED_OPTIONAL_KEYS = {"description", "rules"}
 _COLUMN_KEYS = {"field", "type"}
 _COLUMN_OPTIONAL_KEYS = {"nullable", "description"}
-_RULE_KEYS = {"non_negative", "clicks_le_impressions", "date_column", "not_null", "currency_column"}
 _CUSTOMER_KEYS = {"customer_id", "name", "time_zone", "currency"}
 _CUSTOMER_OPTIONAL_KEYS = {"tags"}
 _PIPELINE_KEYS = {"start_date"}
@@ -107,6 +108,7 @@ def load_pipeline_config(
     ctx = _Ctx(feeds_path)
     feeds = _parse_feeds(ctx, doc["feeds"])
     _check_row_schemas_compile(ctx, feeds)
+    _check_synthetic_source_generates(ctx, feeds)
     if "pipeline" not in doc:
         ctx.fail("pipeline", "missing required key (start_date, lookback_days)")
     start_date, lookback_days = _parse_pipeline(ctx, doc["pipeline"])
@@ -116,15 +118,31 @@ def load_pipeline_config(
     )
 
 
-def _check_row_schemas_compile(ctx: "_Ctx", feeds: dict[str, FeedConfig]) -> None:
+def _check_row_schemas_compile(ctx: _Ctx, feeds: dict[str, FeedConfig]) -> None:
     """Compile every row schema now, so what the vectorised validator cannot run fails at load."""
-    from gridcat_pipelines.validation.json_schema import row_schema_for  # validation imports feeds
+    from gridcat_pipelines.validation.json_schema import (
+        row_schema_for,  # validation imports feeds
+    )
 
     for i, feed in enumerate(feeds.values()):
         try:
             row_schema_for(feed)
         except GridcatError as exc:
             ctx.fail(f"feeds[{i}].row_schema", exc.message)
+
+
+def _check_synthetic_source_generates(ctx: _Ctx, feeds: dict[str, FeedConfig]) -> None:
+    """Every feed must be one the synthetic source (dev, tests, demo) can generate valid rows of,
+    so a new feed fails here, naming where its generator goes, rather than at its first pull."""
+    from gridcat_pipelines.sources.synthetic import (
+        generation_gap,  # sources import feeds
+    )
+
+    for i, feed in enumerate(feeds.values()):
+        gap = generation_gap(feed)
+        if gap is not None:
+            where, reason = gap
+            ctx.fail(f"feeds[{i}].{where}", reason)
 
 
 def load_feeds(path: str | Path = DEFAULT_FEEDS_PATH) -> dict[str, FeedConfig]:
@@ -254,10 +272,10 @@ def _parse_feed(ctx: _Ctx, raw: Any, path: str) -> FeedConfig:
     if isinstance(version, bool) or not isinstance(version, (str, int)) or not str(version).strip():
         ctx.fail(f"{path}.schema_version", f"must be a non-empty string, got {version!r}")
     rules = _parse_rules(ctx, raw.get("rules", {}), f"{path}.rules", names)
-    row_schema = _parse_row_schema(ctx, raw["row_schema"], f"{path}.row_schema", names, rules)
+    row_schema = _parse_row_schema(ctx, raw["row_schema"], f"{path}.row_schema", names)
     description = raw.get("description", "")
     _string(ctx, description, f"{path}.description", allow_empty=True)
-    return FeedConfig(
+    feed = FeedConfig(
         name=name,
         resource=resource,
         gaql=gaql,
@@ -268,6 +286,8 @@ def _parse_feed(ctx: _Ctx, raw: Any, path: str) -> FeedConfig:
         rules=rules,
         description=description.strip(),
     )
+    _check_owned_keywords(ctx, feed, path)
+    return feed
 
 
 def _parse_columns(ctx: _Ctx, items: Any, path: str) -> tuple[ColumnSpec, ...]:
@@ -325,7 +345,9 @@ def _parse_gaql(
 
 
 def _parse_rules(ctx: _Ctx, raw: Any, path: str, names: dict[str, ColumnSpec]) -> FeedRules:
-    _check_keys(ctx, raw, path, set(), _RULE_KEYS)
+    """The feed's ``rules:`` keys: one per rule option of the rule registry."""
+    options = active_rules().options
+    _check_keys(ctx, raw, path, set(), set(options))
 
     def column(value: Any, cpath: str, types: tuple[str, ...]) -> str:
         """``value`` if it names a column of one of ``types``, else fail."""
@@ -335,36 +357,48 @@ def _parse_rules(ctx: _Ctx, raw: Any, path: str, names: dict[str, ColumnSpec]) -
             ctx.fail(cpath, f"column {value!r} is {names[value].type}, not {' or '.join(types)}")
         return value
 
-    non_negative = _string_list(ctx, raw.get("non_negative", []), f"{path}.non_negative")
-    for i, col in enumerate(non_negative):
-        column(col, f"{path}.non_negative[{i}]", ("int64", "double"))
-    not_null = _string_list(ctx, raw.get("not_null", []), f"{path}.not_null")
-    for i, col in enumerate(not_null):
-        column(col, f"{path}.not_null[{i}]", tuple(ARROW_TYPES))
-    clicks_le = raw.get("clicks_le_impressions", False)
-    if not isinstance(clicks_le, bool):
-        ctx.fail(f"{path}.clicks_le_impressions", f"must be true or false, got {clicks_le!r}")
-    if clicks_le:
-        for needed in ("metrics_clicks", "metrics_impressions"):
-            if needed not in names:
-                ctx.fail(f"{path}.clicks_le_impressions", f"needs a column {needed!r}")
-    date_column = raw.get("date_column", "segments_date")
-    column(date_column, f"{path}.date_column", ("date32",))
-    currency = raw.get("currency_column")
-    if currency is not None:
-        column(currency, f"{path}.currency_column", ("string",))
-    return FeedRules(
-        non_negative=non_negative,
-        clicks_le_impressions=clicks_le,
-        date_column=date_column,
-        not_null=not_null,
-        currency_column=currency,
-    )
+    settings: dict[str, Any] = {}
+    for key, option in options.items():
+        opath = f"{path}.{key}"
+        types = option.types or tuple(ARROW_TYPES)
+        if option.kind == COLUMNS:
+            listed = _string_list(ctx, raw.get(key, []), opath)
+            for i, col in enumerate(listed):
+                column(col, f"{opath}[{i}]", types)
+            settings[key] = listed
+        elif option.kind == COLUMN:
+            value = raw.get(key, option.default)
+            settings[key] = None if value is None and option.default is None else column(value, opath, types)
+        else:  # FLAG
+            value = raw.get(key, False)
+            if not isinstance(value, bool):
+                ctx.fail(opath, f"must be true or false, got {value!r}")
+            if value:
+                for needed in option.needs:
+                    if needed not in names:
+                        ctx.fail(opath, f"needs a column {needed!r}")
+            settings[key] = value
+    return FeedRules(**settings)
 
 
-def _parse_row_schema(
-    ctx: _Ctx, raw: Any, path: str, names: dict[str, ColumnSpec], rules: FeedRules
-) -> dict[str, Any]:
+def _check_owned_keywords(ctx: _Ctx, feed: FeedConfig, path: str) -> None:
+    """A row_schema keyword a rule owns (``minimum`` for cost_non_negative) must not be set on
+    the columns that rule checks: one defect must fail exactly one rule."""
+    properties = feed.row_schema.get("properties", {})
+    for rule in active_rules().for_feed(feed):
+        for col in rule.columns_of(feed):
+            prop = properties.get(col)
+            for keyword in rule.owns_keywords:
+                if isinstance(prop, dict) and keyword in prop:
+                    setting = f" (rules.{rule.option.key})" if rule.option is not None else ""
+                    ctx.fail(
+                        f"{path}.row_schema.properties.{col}.{keyword}",
+                        f"must not be set on a column rule {rule.name} checks{setting}: that rule owns "
+                        f"{keyword}, and a defect must fail exactly one rule",
+                    )
+
+
+def _parse_row_schema(ctx: _Ctx, raw: Any, path: str, names: dict[str, ColumnSpec]) -> dict[str, Any]:
     if not isinstance(raw, dict):
         ctx.fail(path, "must be a JSON Schema object")
     try:
@@ -387,11 +421,11 @@ def _parse_row_schema(
             ctx.fail(ppath, f"no column {col!r} in this feed")
         if not isinstance(prop, dict):
             ctx.fail(ppath, "must be a mapping of supported keywords")
-        _check_property(ctx, prop, ppath, names[col], col in rules.non_negative)
+        _check_property(ctx, prop, ppath, names[col])
     return copy.deepcopy(raw)
 
 
-def _check_property(ctx: _Ctx, prop: dict, path: str, spec: ColumnSpec, non_negative: bool) -> None:
+def _check_property(ctx: _Ctx, prop: dict, path: str, spec: ColumnSpec) -> None:
     for key in prop:
         if key not in ROW_SCHEMA_PROPERTY_KEYWORDS:
             allowed = ", ".join(sorted(ROW_SCHEMA_PROPERTY_KEYWORDS))
@@ -414,14 +448,6 @@ def _check_property(ctx: _Ctx, prop: dict, path: str, spec: ColumnSpec, non_nega
             re.compile(prop["pattern"])
         except re.error as exc:
             ctx.fail(f"{path}.pattern", f"not a valid regular expression: {exc}")
-    if non_negative:
-        for key in ("minimum", "exclusiveMinimum"):
-            if key in prop:
-                ctx.fail(
-                    f"{path}.{key}",
-                    "a rules.non_negative column must not carry a minimum "
-                    "(rule cost_non_negative owns it; a negative value must fail one rule)",
-                )
 
 
 # --------------------------------------------------------------------------- pipeline, customers

@@ -8,8 +8,10 @@ Column names are the GAQL field paths with dots replaced by underscores
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from types import MappingProxyType
 from typing import Any
 
 import pyarrow as pa
@@ -49,23 +51,75 @@ class ColumnSpec:
         return ARROW_TYPES[self.type]
 
 
-@dataclass(frozen=True)
-class FeedRules:
-    """Business rules of a feed; each maps to one named validation rule (and asset check).
+@dataclass(frozen=True, init=False, eq=False, repr=False)
+class FeedRules(Mapping[str, Any]):
+    """A feed's ``rules:`` settings, by key: ``rules.non_negative``, ``rules["date_column"]``.
 
-    ``non_negative``: columns that must be >= 0 (rule ``cost_non_negative``).
-    ``clicks_le_impressions``: ``metrics_clicks <= metrics_impressions`` per row
-    (rule ``clicks_le_impressions``; off for feeds that segment by click type).
-    ``date_column``: must equal the partition's logical date (rule ``date_matches_partition``).
-    ``not_null``: id columns that must not be null (rule ``ids_not_null``).
-    ``currency_column``: one distinct value per partition (rule ``single_currency``).
+    Which keys exist, what they hold and their defaults come from the validation rule
+    registry (:mod:`gridcat_pipelines.validation.registry`; each key configures one rule, e.g.
+    ``non_negative`` -> ``cost_non_negative``, ``date_column`` -> ``date_matches_partition``).
+    Unset keys hold their default; an unknown key is a ``TypeError``, as for any keyword
+    argument. Immutable; equal when the settings are; ``dataclasses.replace(rules, key=...)``
+    changes one setting and keeps the others.
     """
 
-    non_negative: tuple[str, ...] = ()
-    clicks_le_impressions: bool = False
-    date_column: str = "segments_date"
-    not_null: tuple[str, ...] = ()
-    currency_column: str | None = None
+    _settings: Mapping[str, Any]
+
+    def __init__(self, _settings: Mapping[str, Any] | None = None, **settings: Any):
+        # Imported here: the registry (validation) imports this module.
+        from gridcat_pipelines.validation.registry import active
+
+        options = active().options
+        unknown = sorted(set(settings) - set(options))
+        if unknown:
+            raise TypeError(f"unknown rule setting(s) {', '.join(unknown)} (known: {', '.join(sorted(options))})")
+        values = {key: option.default for key, option in options.items()}
+        values.update(_settings or {})
+        for key, value in settings.items():
+            values[key] = tuple(value) if isinstance(value, (list, tuple)) else value
+        object.__setattr__(self, "_settings", MappingProxyType(values))
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self._settings[name]
+        except KeyError:
+            raise AttributeError(f"no rule setting {name!r}") from None
+
+    def __getitem__(self, key: str) -> Any:
+        return self._settings[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The setting ``key``, or ``default`` if this feed's rules have no such key."""
+        return self._settings.get(key, default)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._settings)
+
+    def __len__(self) -> int:
+        return len(self._settings)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, FeedRules):
+            return dict(self._settings) == dict(other._settings)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self._settings.items())))
+
+    def __repr__(self) -> str:
+        return "FeedRules(" + ", ".join(f"{k}={v!r}" for k, v in self._settings.items()) + ")"
+
+    def __reduce__(self) -> tuple:
+        return (_feed_rules, (dict(self._settings),))
+
+
+def _feed_rules(values: dict[str, Any]) -> FeedRules:
+    """Unpickle a FeedRules as it was (whatever registry is active now)."""
+    rules = object.__new__(FeedRules)
+    object.__setattr__(rules, "_settings", MappingProxyType(dict(values)))
+    return rules
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,16 @@
-"""Fault injection plan for the synthetic source: which partition gets which defect.
+"""The synthetic source's faults, and the plan of which partition gets which.
 
-Each fault kind is designed to fail exactly one validation rule (``FAULT_RULE``) and no
-other; ``crash_mid_write`` and ``transient_error`` fail the pull itself instead. Faults
-only happen on a partition's first pull (``attempt == 0``), so a re-pull heals it.
+Each fault kind that alters rows is designed to fail exactly one validation rule, and no
+other: the rule that names it in ``faults=`` in the rule registry
+(:mod:`gridcat_pipelines.validation.registry`; ``FAULT_RULE`` is derived from it).
+``crash_mid_write`` and ``transient_error`` fail the pull itself instead. Faults only
+happen on a partition's first pull (``attempt == 0``), so a re-pull heals it.
 
-The column a fault touches is chosen from the feed config (``fault_target_column``), always
-outside the primary key and every business rule, so the defect cannot leak into a second
-rule:
+A fault is one :class:`Fault` entry of :data:`FAULTS` (its order is the order random draws
+pick from: append new faults at the end). The column a fault touches is chosen from the
+feed config (``fault_target_column``), always outside the primary key and every column a
+validation rule reads (``rule_columns``, from the registry), so the defect cannot leak into
+a second rule:
 
 - ``missing_column``: the first free string column without an ``enum`` (a name or text
   column), else any free column, is dropped (row_schema has no ``required``);
@@ -20,43 +24,24 @@ rule:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from types import MappingProxyType
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from gridcat_pipelines.errors import invalid_argument
-from gridcat_pipelines.feeds.models import FeedConfig
+from gridcat_pipelines.feeds.models import CustomerConfig, FeedConfig
+from gridcat_pipelines.sources.base import SourceError
 from gridcat_pipelines.state.keys import normalize_customer_id, parse_date
-
-FAULT_KINDS: tuple[str, ...] = (
-    "missing_column",
-    "wrong_type",
-    "negative_cost",
-    "wrong_date",
-    "duplicate_primary_key",
-    "mixed_currency",
-    "invalid_enum",
-    "crash_mid_write",
-    "transient_error",
-)
-
-# The validation rule each fault must fail (None: the pull fails, nothing is validated).
-FAULT_RULE: dict[str, str | None] = {
-    "missing_column": "schema",
-    "wrong_type": "schema",
-    "negative_cost": "cost_non_negative",
-    "wrong_date": "date_matches_partition",
-    "duplicate_primary_key": "primary_key_unique",
-    "mixed_currency": "single_currency",
-    "invalid_enum": "row_schema",
-    "crash_mid_write": None,
-    "transient_error": None,
-}
+from gridcat_pipelines.validation.registry import DEFAULT as DEFAULT_RULES
+from gridcat_pipelines.validation.registry import active as active_rules
 
 COST_COLUMN = "metrics_cost_micros"
+INVALID_ENUM_VALUE = "NOT_A_VALID_ENUM_VALUE"
 
 # The Arrow type a ``wrong_type`` fault emits instead of the configured one.
 WRONG_TYPES: dict[str, pa.DataType] = {
@@ -65,17 +50,44 @@ WRONG_TYPES: dict[str, pa.DataType] = {
     "string": pa.large_string(),
 }
 
+# apply(table, feed, target column, rng, customer, day) -> the table with the defect
+Apply = Callable[[pa.Table, FeedConfig, "str | None", np.random.Generator, CustomerConfig, date], pa.Table]
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One fault kind of the synthetic source.
+
+    ``target(feed)``: the column it alters (None: it does not apply to the feed); no
+    ``target``: it alters no single column. ``requires(feed)``: when it applies otherwise.
+    ``apply``: alters the partition's rows (None: a pull fault, enacted by the source while
+    streaming). ``needs_rows``: the partition gets at least two rows, even on a dark day.
+    """
+
+    name: str
+    apply: Apply | None = None
+    target: Callable[[FeedConfig], str | None] | None = None
+    requires: Callable[[FeedConfig], bool] | None = None
+    needs_rows: bool = True
+
+    @property
+    def alters_rows(self) -> bool:
+        """Whether the fault alters the rows (and so must fail exactly one validation rule)."""
+        return self.apply is not None
+
+    def applies_to(self, feed: FeedConfig) -> bool:
+        """Whether the synthetic source can inject this fault into ``feed``."""
+        if self.requires is not None and not self.requires(feed):
+            return False
+        if self.target is None:
+            return True
+        target = self.target(feed)
+        return target is not None and target in {c.name for c in feed.columns}
+
 
 def rule_columns(feed: FeedConfig) -> set[str]:
-    """Columns a primary key or business rule reads (a fault must not disturb them)."""
-    rules = feed.rules
-    used = set(feed.primary_key) | set(rules.non_negative) | set(rules.not_null)
-    used.add(rules.date_column)
-    if rules.currency_column:
-        used.add(rules.currency_column)
-    if rules.clicks_le_impressions:
-        used |= {"metrics_clicks", "metrics_impressions"}
-    return used
+    """Columns a validation rule reads, primary key included (a fault must not disturb them)."""
+    return active_rules().columns_read(feed)
 
 
 def _free_columns(feed: FeedConfig):
@@ -88,50 +100,172 @@ def _enum_of(feed: FeedConfig, column: str) -> list | None:
     return prop.get("enum") if isinstance(prop, dict) else None
 
 
+# --------------------------------------------------------------------------- targets
+
+
+def _plain_free_column(feed: FeedConfig) -> str | None:
+    free = _free_columns(feed)
+    plain = [c for c in free if c.type == "string" and _enum_of(feed, c.name) is None]
+    chosen = plain or free
+    return chosen[0].name if chosen else None
+
+
+def _typed_free_column(feed: FeedConfig) -> str | None:
+    free = _free_columns(feed)
+    for type_name in ("double", "int64", "string"):
+        for col in free:
+            if col.type == type_name:
+                return col.name
+    return None
+
+
+def _enum_free_column(feed: FeedConfig) -> str | None:
+    enums = [c for c in _free_columns(feed) if c.type == "string" and _enum_of(feed, c.name)]
+    enums.sort(key=lambda c: c.nullable)  # stable: non-nullable first
+    return enums[0].name if enums else None
+
+
+# --------------------------------------------------------------------------- defects
+
+
+def _few(rng: np.random.Generator, candidates: np.ndarray, keep_one: bool) -> np.ndarray:
+    """1-3 of ``candidates`` (leaving one untouched if ``keep_one`` and possible)."""
+    limit = min(3, len(candidates) - (1 if keep_one and len(candidates) > 1 else 0))
+    k = int(rng.integers(1, limit + 1))
+    return np.sort(rng.choice(candidates, size=k, replace=False))
+
+
+def _replace(table: pa.Table, name: str, at: np.ndarray, value) -> pa.Table:
+    i = table.schema.get_field_index(name)
+    column = table.column(i).combine_chunks()
+    mask = np.zeros(table.num_rows, dtype=bool)
+    mask[at] = True
+    new = pc.if_else(pa.array(mask), pa.scalar(value, type=column.type), column)
+    return table.set_column(i, table.schema.field(i), new)
+
+
+def _rows(table: pa.Table, kind: str) -> np.ndarray:
+    if table.num_rows == 0:
+        raise SourceError(f"fault {kind!r} needs rows, but the partition is empty")
+    return np.arange(table.num_rows)
+
+
+def _drop_column(table, feed, target, rng, customer, day):
+    return table.drop_columns([target])
+
+
+def _retype_column(table, feed, target, rng, customer, day):
+    i = table.schema.get_field_index(target)
+    wrong = WRONG_TYPES[feed.column(target).type]
+    return table.set_column(i, table.schema.field(i).with_type(wrong), table.column(i).cast(wrong, safe=False))
+
+
+def _negate_cost(table, feed, target, rng, customer, day):
+    _rows(table, "negative_cost")
+    cost = np.array(table.column(target).to_numpy(), copy=True)
+    at = _few(rng, np.flatnonzero(cost > 0), keep_one=False)
+    cost[at] = -cost[at]
+    i = table.schema.get_field_index(target)
+    return table.set_column(i, table.schema.field(i), pa.array(cost, type=pa.int64()))
+
+
+def _shift_date(table, feed, target, rng, customer, day):
+    rows = _rows(table, "wrong_date")
+    return _replace(table, target, _few(rng, rows, keep_one=True), day - timedelta(days=1))
+
+
+def _duplicate_rows(table, feed, target, rng, customer, day):
+    rows = _rows(table, "duplicate_primary_key")
+    at = _few(rng, rows, keep_one=False)
+    return table.take(np.sort(np.concatenate([rows, at])))
+
+
+def _other_currency(table, feed, target, rng, customer, day):
+    rows = _rows(table, "mixed_currency")
+    other = "EUR" if customer.currency == "USD" else "USD"
+    return _replace(table, target, _few(rng, rows, keep_one=True), other)
+
+
+def _bad_enum(table, feed, target, rng, customer, day):
+    rows = _rows(table, "invalid_enum")
+    return _replace(table, target, _few(rng, rows, keep_one=True), INVALID_ENUM_VALUE)
+
+
+# --------------------------------------------------------------------------- the faults
+
+FAULTS: Mapping[str, Fault] = MappingProxyType({
+    fault.name: fault
+    for fault in (
+        Fault("missing_column", _drop_column, target=_plain_free_column),
+        Fault("wrong_type", _retype_column, target=_typed_free_column),
+        Fault(
+            "negative_cost",
+            _negate_cost,
+            target=lambda feed: COST_COLUMN if COST_COLUMN in feed.rules.non_negative else None,
+        ),
+        Fault("wrong_date", _shift_date, target=lambda feed: feed.rules.date_column),
+        Fault("duplicate_primary_key", _duplicate_rows, requires=lambda feed: bool(feed.primary_key)),
+        Fault("mixed_currency", _other_currency, target=lambda feed: feed.rules.currency_column),
+        Fault("invalid_enum", _bad_enum, target=_enum_free_column),
+        Fault("crash_mid_write"),  # the source raises after the first batch
+        Fault("transient_error", needs_rows=False),  # the source raises before any batch
+    )
+})
+
+FAULT_KINDS: tuple[str, ...] = tuple(FAULTS)
+
+
+def _fault_rules() -> dict[str, str | None]:
+    """The validation rule each fault must fail (None: the pull fails, nothing is validated)."""
+    claimed = DEFAULT_RULES.fault_rule
+    unknown = sorted(set(claimed) - set(FAULTS))
+    if unknown:
+        raise RuntimeError(
+            f"validation rule(s) {sorted({claimed[f] for f in unknown})} name fault(s) {unknown} that "
+            "gridcat_pipelines/sources/faults.py does not define: add them to FAULTS"
+        )
+    unclaimed = [name for name, fault in FAULTS.items() if fault.alters_rows and name not in claimed]
+    if unclaimed:
+        raise RuntimeError(
+            f"fault(s) {unclaimed} alter rows but no validation rule names them: add each to the "
+            "faults= of the rule it fails in gridcat_pipelines/validation/registry.py"
+        )
+    return {name: claimed.get(name) if fault.alters_rows else None for name, fault in FAULTS.items()}
+
+
+# The validation rule each fault must fail (None: the pull fails, nothing is validated).
+FAULT_RULE: dict[str, str | None] = _fault_rules()
+
+
 def fault_target_column(feed: FeedConfig, kind: str) -> str | None:
     """The column fault ``kind`` alters in ``feed``, or None if it alters no single column.
 
     None for a column-fault kind means the kind does not apply to this feed.
     """
-    free = _free_columns(feed)
-    if kind == "missing_column":
-        plain = [c for c in free if c.type == "string" and _enum_of(feed, c.name) is None]
-        chosen = plain or free
-        return chosen[0].name if chosen else None
-    if kind == "wrong_type":
-        for type_name in ("double", "int64", "string"):
-            for col in free:
-                if col.type == type_name:
-                    return col.name
+    fault = FAULTS.get(kind)
+    if fault is None or fault.target is None:
         return None
-    if kind == "invalid_enum":
-        enums = [c for c in free if c.type == "string" and _enum_of(feed, c.name)]
-        enums.sort(key=lambda c: c.nullable)  # stable: non-nullable first
-        return enums[0].name if enums else None
-    if kind == "negative_cost":
-        return COST_COLUMN if COST_COLUMN in feed.rules.non_negative else None
-    if kind == "wrong_date":
-        return feed.rules.date_column
-    if kind == "mixed_currency":
-        return feed.rules.currency_column
-    return None
+    return fault.target(feed)
 
 
 def applicable_kinds(feed: FeedConfig, kinds: tuple[str, ...] = FAULT_KINDS) -> tuple[str, ...]:
     """The fault kinds (among ``kinds``) the synthetic source can inject into ``feed``."""
-    names = {c.name for c in feed.columns}
-    out = []
-    for kind in kinds:
-        if kind in ("crash_mid_write", "transient_error"):
-            out.append(kind)
-        elif kind == "duplicate_primary_key":
-            if feed.primary_key:
-                out.append(kind)
-        else:
-            target = fault_target_column(feed, kind)
-            if target is not None and target in names:
-                out.append(kind)
-    return tuple(out)
+    return tuple(kind for kind in kinds if kind in FAULTS and FAULTS[kind].applies_to(feed))
+
+
+def apply_fault(
+    table: pa.Table,
+    feed: FeedConfig,
+    kind: str,
+    rng: np.random.Generator,
+    customer: CustomerConfig,
+    day: date,
+) -> pa.Table:
+    """``table`` with fault ``kind``'s defect (which fails exactly ``FAULT_RULE[kind]``)."""
+    fault = FAULTS.get(kind)
+    if fault is None or fault.apply is None:
+        raise invalid_argument(f"fault {kind!r} does not alter rows")
+    return fault.apply(table, feed, fault_target_column(feed, kind), rng, customer, day)
 
 
 def _check_kind(kind: object, where: str) -> str:

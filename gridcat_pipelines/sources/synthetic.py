@@ -11,31 +11,43 @@ With a :class:`~gridcat_pipelines.sources.faults.FaultPlan`, the first pull of a
 partition gets one defect that fails exactly one validation rule (see
 :mod:`.faults`), or fails the pull (``transient_error`` raises before any batch,
 ``crash_mid_write`` raises after the first batch).
+
+Which feeds it can generate: those whose GAQL resource has a row generator in
+``GENERATORS`` (:mod:`.synthetic_feeds`) and whose columns that generator, the customer's
+entity tables (:mod:`.entities`) or :func:`_context` provide (:func:`generation_gap` says
+what is missing; the feed loader runs it, so such a feed fails config load).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import date
+from functools import cache
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
+from jsonschema import Draft202012Validator
 
 from gridcat_pipelines.errors import invalid_argument
 from gridcat_pipelines.feeds.models import CustomerConfig, FeedConfig
-from gridcat_pipelines.sources.base import SourceCrash, SourceError, TransientSourceError
+from gridcat_pipelines.sources.base import (
+    SourceCrash,
+    SourceError,
+    TransientSourceError,
+)
 from gridcat_pipelines.sources.entities import Universe, build_universe, rng_for
-from gridcat_pipelines.sources.faults import WRONG_TYPES, FaultPlan, fault_target_column
-from gridcat_pipelines.sources.synthetic_feeds import GENERATORS, Rows, click_view_rows
+from gridcat_pipelines.sources.faults import (
+    FAULTS,
+    INVALID_ENUM_VALUE,
+    FaultPlan,
+    apply_fault,
+)
+from gridcat_pipelines.sources.synthetic_feeds import GENERATORS, Rows
+from gridcat_pipelines.validation.registry import active as active_rules
 
-INVALID_ENUM_VALUE = "NOT_A_VALID_ENUM_VALUE"
+__all__ = ["INVALID_ENUM_VALUE", "SyntheticSource", "apply_fault", "generation_gap"]
+
 _EPOCH = date(1970, 1, 1)
-# Faults that need rows to exist (two, so one can stay unaltered); a schema fault on an
-# empty day would yield no batches and go unnoticed, so it gets rows too.
-_ROW_FAULTS = frozenset({"missing_column", "wrong_type", "negative_cost", "wrong_date",
-                         "duplicate_primary_key", "mixed_currency", "invalid_enum",
-                         "crash_mid_write"})
 # entity tables rows may point into, by the index key the generators use
 _ENTITY_TABLES = (("_campaign", "campaigns"), ("_ad_group", "ad_groups"),
                   ("_keyword", "keywords"), ("_term", "search_terms"), ("_country", "countries"))
@@ -116,16 +128,15 @@ class SyntheticSource:
         universe = self.universe(customer)
         activity = universe.activity(self.seed, day)
         rng = rng_for(self.seed, "rows", customer.customer_id, feed.name, day.isoformat())
-        min_rows = 2 if fault in _ROW_FAULTS else 0
-        scaled = activity * self.scale
-        if feed.resource == "click_view":
-            rows = click_view_rows(universe, scaled, rng, min_rows, self.scale)
-        elif feed.resource in GENERATORS:
-            rows = GENERATORS[feed.resource](universe, scaled, rng, min_rows)
-        else:
-            raise SourceError(f"the synthetic source cannot generate resource {feed.resource!r}")
+        # Faults that need rows get two (so one can stay unaltered), even on a dark day; a
+        # schema fault on an empty day would yield no batches and go unnoticed.
+        min_rows = 2 if fault in FAULTS and FAULTS[fault].needs_rows else 0
+        generate = GENERATORS.get(feed.resource)
+        if generate is None:
+            raise SourceError(f"the synthetic source cannot generate resource {feed.resource!r}: {_ADD_GENERATOR}")
+        rows = generate(universe, activity * self.scale, rng, min_rows, self.scale)
         table = _assemble(feed, universe, day, rows)
-        if fault is not None and fault not in ("crash_mid_write", "transient_error"):
+        if fault is not None and (fault not in FAULTS or FAULTS[fault].alters_rows):  # unknown: apply_fault raises
             frng = rng_for(self.seed, "fault", customer.customer_id, feed.name, day.isoformat())
             table = apply_fault(table, feed, fault, frng, customer, day)
         return table
@@ -187,57 +198,76 @@ def _to_arrow(values, arrow_type: pa.DataType) -> pa.Array:
     return pa.array(values, type=arrow_type)
 
 
-def _few(rng: np.random.Generator, candidates: np.ndarray, keep_one: bool) -> np.ndarray:
-    """1-3 of ``candidates`` (leaving one untouched if ``keep_one`` and possible)."""
-    limit = min(3, len(candidates) - (1 if keep_one and len(candidates) > 1 else 0))
-    k = int(rng.integers(1, limit + 1))
-    return np.sort(rng.choice(candidates, size=k, replace=False))
+# --------------------------------------------------------------------------- what it can generate
+
+_ADD_GENERATOR = (
+    "add a row generator for it to GENERATORS in gridcat_pipelines/sources/synthetic_feeds.py "
+    "(see that module's docstring)"
+)
+_ADD_COLUMN = (
+    "return it from the resource's generator in gridcat_pipelines/sources/synthetic_feeds.py, "
+    "add it to an entity table in gridcat_pipelines/sources/entities.py, or to _context() in "
+    "gridcat_pipelines/sources/synthetic.py"
+)
+_PROBE_CUSTOMER = CustomerConfig("1000000001", "Probe Account", "UTC", "USD")
 
 
-def _replace(table: pa.Table, name: str, at: np.ndarray, value) -> pa.Table:
-    i = table.schema.get_field_index(name)
-    column = table.column(i).combine_chunks()
-    mask = np.zeros(table.num_rows, dtype=bool)
-    mask[at] = True
-    new = pc.if_else(pa.array(mask), pa.scalar(value, type=column.type), column)
-    return table.set_column(i, table.schema.field(i), new)
+@cache
+def _generated_columns(resource: str) -> frozenset[str] | None:
+    """The columns the synthetic source fills for ``resource`` (None: it has no generator).
+
+    Found by running the generator once on a probe customer: its row columns, the columns of
+    the entity tables its rows point into, and the per-partition context columns.
+    """
+    generate = GENERATORS.get(resource)
+    if generate is None:
+        return None
+    universe = build_universe(0, _PROBE_CUSTOMER)
+    rows = generate(universe, 1.0, rng_for("probe", resource), 2, 1.0)
+    names = {name for name in rows if not name.startswith("_")}
+    for index_key, table_name in _ENTITY_TABLES:
+        if index_key in rows:
+            names |= {name for name in getattr(universe, table_name) if not name.startswith("_")}
+    names |= set(_context(universe, _EPOCH))
+    return frozenset(names)
 
 
-def apply_fault(
-    table: pa.Table,
-    feed: FeedConfig,
-    kind: str,
-    rng: np.random.Generator,
-    customer: CustomerConfig,
-    day: date,
-) -> pa.Table:
-    """``table`` with fault ``kind``'s defect (which fails exactly ``FAULT_RULE[kind]``)."""
-    n = table.num_rows
-    rows = np.arange(n)
-    target = fault_target_column(feed, kind)
-    if kind == "missing_column":
-        return table.drop_columns([target])
-    if kind == "wrong_type":
-        i = table.schema.get_field_index(target)
-        field = table.schema.field(i)
-        wrong = WRONG_TYPES[feed.column(target).type]
-        return table.set_column(i, field.with_type(wrong), table.column(i).cast(wrong, safe=False))
-    if n == 0:
-        raise SourceError(f"fault {kind!r} needs rows, but the partition is empty")
-    if kind == "negative_cost":
-        cost = np.array(table.column(target).to_numpy(), copy=True)
-        at = _few(rng, np.flatnonzero(cost > 0), keep_one=False)
-        cost[at] = -cost[at]
-        i = table.schema.get_field_index(target)
-        return table.set_column(i, table.schema.field(i), pa.array(cost, type=pa.int64()))
-    if kind == "wrong_date":
-        return _replace(table, target, _few(rng, rows, keep_one=True), day - timedelta(days=1))
-    if kind == "duplicate_primary_key":
-        at = _few(rng, rows, keep_one=False)
-        return table.take(np.sort(np.concatenate([rows, at])))
-    if kind == "mixed_currency":
-        other = "EUR" if customer.currency == "USD" else "USD"
-        return _replace(table, target, _few(rng, rows, keep_one=True), other)
-    if kind == "invalid_enum":
-        return _replace(table, target, _few(rng, rows, keep_one=True), INVALID_ENUM_VALUE)
-    raise invalid_argument(f"fault {kind!r} does not alter rows")
+def _allows_null(feed: FeedConfig, column: str) -> bool:
+    schema = feed.row_schema
+    sub = schema.get("properties", {}).get(column, schema.get("additionalProperties", True))
+    if isinstance(sub, bool):
+        return sub
+    return Draft202012Validator(sub).is_valid(None)
+
+
+def generation_gap(feed: FeedConfig) -> tuple[str, str] | None:
+    """Why the synthetic source cannot generate valid rows of ``feed``, or None if it can.
+
+    The answer is ``(where, reason)``, ``where`` a path inside the feed's config entry
+    (``resource``, ``columns[4]``). A column the source does not fill is null on every row,
+    which is fine only for a nullable column that no validation rule reads and that the
+    feed's row_schema lets be null.
+    """
+    produced = _generated_columns(feed.resource)
+    if produced is None:
+        return "resource", (
+            f"the synthetic source cannot generate feed {feed.name!r}: it has no row generator "
+            f"for resource {feed.resource!r}; {_ADD_GENERATOR}"
+        )
+    read = active_rules().columns_read(feed)
+    for i, col in enumerate(feed.columns):
+        if col.name in produced:
+            continue
+        if not col.nullable:
+            why = "the column is nullable: false"
+        elif col.name in read:
+            why = "a validation rule reads it"
+        elif not _allows_null(feed, col.name):
+            why = "the feed's row_schema does not allow null in it"
+        else:
+            continue
+        return f"columns[{i}]", (
+            f"the synthetic source cannot generate column {col.name!r} of feed {feed.name!r} "
+            f"(resource {feed.resource!r}): it would be null on every row, and {why}; {_ADD_COLUMN}"
+        )
+    return None

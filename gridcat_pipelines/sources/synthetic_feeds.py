@@ -1,11 +1,18 @@
 """Per-resource row generators of the synthetic source (vectorised with numpy).
 
-Each generator takes a customer's :class:`Universe`, the day's traffic multiplier and a
-Generator, and returns ``Rows``: equal-length arrays keyed by column name, plus ``_campaign``
-/ ``_ad_group`` / ``_keyword`` / ``_term`` / ``_country`` indices into the universe's tables
-from which the remaining entity columns are looked up. Rows whose metrics are all zero are
-dropped, as the API does. ``min_rows`` > 0 forces at least that many rows with positive
-cost (clicks >= 1), even on a dark day, for faults that need rows to alter.
+Each generator takes a customer's :class:`Universe`, the day's traffic multiplier, a
+Generator, ``min_rows`` and the source's ``scale``, and returns ``Rows``: equal-length arrays
+keyed by column name, plus ``_campaign`` / ``_ad_group`` / ``_keyword`` / ``_term`` /
+``_country`` indices into the universe's tables from which the remaining entity columns are
+looked up (columns such as ``customer_id`` and ``segments_date`` come from the partition,
+see ``_context`` in :mod:`.synthetic`). Rows whose metrics are all zero are dropped, as the
+API does. ``min_rows`` > 0 forces at least that many rows with positive cost (clicks >= 1),
+even on a dark day, for faults that need rows to alter.
+
+A feed over a GAQL resource listed in :data:`GENERATORS` needs no code. A feed over another
+resource fails config load until a generator for it is written here and added to
+:data:`GENERATORS` (keyed by the feed's ``resource``); its rows must pass every rule of the
+feed (``test_synthetic_source.py`` and ``test_validation.py`` check every configured feed).
 """
 
 from __future__ import annotations
@@ -77,7 +84,7 @@ def _grid(*sizes: int) -> list[np.ndarray]:
     return [g.ravel() for g in np.meshgrid(*[np.arange(s) for s in sizes], indexing="ij")]
 
 
-def campaign_rows(u: Universe, activity: float, rng, min_rows: int) -> Rows:
+def campaign_rows(u: Universe, activity: float, rng, min_rows: int, scale: float = 1.0) -> Rows:
     """``FROM campaign``: enabled campaigns x devices."""
     live = np.flatnonzero(u.campaigns["_active"])
     ci, di = _grid(len(live), len(DEVICES))
@@ -95,7 +102,7 @@ def _ad_group_lam(u: Universe, groups: np.ndarray, activity: float) -> np.ndarra
     return u.volume * activity * u.campaigns["_weight"][camp] * u.ad_groups["_share"][groups]
 
 
-def ad_group_rows(u: Universe, activity: float, rng, min_rows: int) -> Rows:
+def ad_group_rows(u: Universe, activity: float, rng, min_rows: int, scale: float = 1.0) -> Rows:
     """``FROM ad_group``: enabled ad groups of enabled campaigns x devices."""
     live = np.flatnonzero(u.ad_groups["_active"])
     gi, di = _grid(len(live), len(DEVICES))
@@ -110,7 +117,7 @@ def ad_group_rows(u: Universe, activity: float, rng, min_rows: int) -> Rows:
     return _finish(rows, lam, min_rows)
 
 
-def keyword_view_rows(u: Universe, activity: float, rng, min_rows: int) -> Rows:
+def keyword_view_rows(u: Universe, activity: float, rng, min_rows: int, scale: float = 1.0) -> Rows:
     """``FROM keyword_view``: enabled keywords of live search ad groups."""
     k = u.keywords
     live = np.flatnonzero(k["_active"])
@@ -123,7 +130,7 @@ def keyword_view_rows(u: Universe, activity: float, rng, min_rows: int) -> Rows:
     return _finish(rows, lam, min_rows)
 
 
-def search_term_view_rows(u: Universe, activity: float, rng, min_rows: int) -> Rows:
+def search_term_view_rows(u: Universe, activity: float, rng, min_rows: int, scale: float = 1.0) -> Rows:
     """``FROM search_term_view``: the terms matched by enabled keywords."""
     k, t = u.keywords, u.search_terms
     live = np.flatnonzero(k["_active"][t["_keyword"]])
@@ -140,7 +147,7 @@ def search_term_view_rows(u: Universe, activity: float, rng, min_rows: int) -> R
     return _finish(rows, lam, min_rows)
 
 
-def geographic_view_rows(u: Universe, activity: float, rng, min_rows: int) -> Rows:
+def geographic_view_rows(u: Universe, activity: float, rng, min_rows: int, scale: float = 1.0) -> Rows:
     """``FROM geographic_view``: enabled campaigns x countries x location types."""
     live = np.flatnonzero(u.campaigns["_active"])
     ci, gi, li = _grid(len(live), len(u.countries["_share"]), len(LOCATION_TYPES))
@@ -152,7 +159,7 @@ def geographic_view_rows(u: Universe, activity: float, rng, min_rows: int) -> Ro
     return _finish(rows, lam, min_rows)
 
 
-def account_rows(u: Universe, activity: float, rng, min_rows: int) -> Rows:
+def account_rows(u: Universe, activity: float, rng, min_rows: int, scale: float = 1.0) -> Rows:
     """``FROM customer``: campaign traffic summed by device x network."""
     live = np.flatnonzero(u.campaigns["_active"])
     ci, di, ni = _grid(len(live), len(DEVICES), len(NETWORKS))
@@ -242,7 +249,9 @@ def _gclids(rng, n: int) -> np.ndarray:
     return np.char.add("Cj0KCQiA", body).astype(object)
 
 
-Generator = Callable[[Universe, float, np.random.Generator, int], Rows]
+# generate(universe, activity, rng, min_rows, scale) -> Rows
+Generator = Callable[[Universe, float, np.random.Generator, int, float], Rows]
+# The row generator of each GAQL resource (a feed's ``resource``) the synthetic source knows.
 GENERATORS: dict[str, Generator] = {
     "campaign": campaign_rows,
     "ad_group": ad_group_rows,
@@ -250,4 +259,5 @@ GENERATORS: dict[str, Generator] = {
     "search_term_view": search_term_view_rows,
     "geographic_view": geographic_view_rows,
     "customer": account_rows,
+    "click_view": click_view_rows,
 }

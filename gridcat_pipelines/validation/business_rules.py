@@ -1,8 +1,11 @@
 """The row-level business rules of a feed, each a few vectorised ``pyarrow.compute`` calls.
 
 Every function takes the table (whose needed columns the caller has checked are present and
-typed as declared) and returns a :class:`RuleResult` with the exact failing row count and up
-to five sample rows. An empty table passes every one of them.
+typed as declared) and returns a :class:`Verdict` with the exact failing row count and up
+to five sample rows. An empty table passes every one of them. The functions do not know
+their rule's name: each is the ``check`` of one entry of
+:mod:`gridcat_pipelines.validation.registry`, which names, configures and orders the rules.
+A new row rule is usually a boolean mask of failing rows passed to :func:`mask_verdict`.
 """
 
 from __future__ import annotations
@@ -15,18 +18,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gridcat_pipelines.feeds.models import CustomerConfig, FeedConfig
-from gridcat_pipelines.validation.report import MAX_SAMPLES, RuleResult
-from gridcat_pipelines.validation.rules import (
-    CLICKS_COLUMN,
-    CLICKS_LE_IMPRESSIONS,
-    COST_NON_NEGATIVE,
-    DATE_MATCHES_PARTITION,
-    IDS_NOT_NULL,
-    IMPRESSIONS_COLUMN,
-    PRIMARY_KEY_UNIQUE,
-    SINGLE_CURRENCY,
-)
+from gridcat_pipelines.validation.report import MAX_SAMPLES, Verdict
 from gridcat_pipelines.validation.samples import json_safe, sample_rows
+
+CLICKS_COLUMN = "metrics_clicks"
+IMPRESSIONS_COLUMN = "metrics_impressions"
 
 
 def _count(mask: pa.ChunkedArray) -> int:
@@ -37,50 +33,50 @@ def _plural(n: int, word: str = "row") -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def _mask_result(
-    rule: str, table: pa.Table, mask: pa.ChunkedArray, what: str, columns: list[str], ok_message: str
-) -> RuleResult:
+def mask_verdict(
+    table: pa.Table, mask: pa.ChunkedArray, what: str, columns: list[str], ok_message: str
+) -> Verdict:
+    """Passed if ``mask`` (true = the row fails; never null) has no true value, else failed
+    with the count, ``"<n> rows <what>"`` and sample rows showing ``columns``."""
     count = _count(mask)
     if count == 0:
-        return RuleResult.ok(rule, ok_message)
-    return RuleResult.fail(rule, count, f"{_plural(count)} {what}", sample_rows(table, mask, columns))
+        return Verdict.ok(ok_message)
+    return Verdict.fail(count, f"{_plural(count)} {what}", sample_rows(table, mask, columns))
 
 
-def _sample_columns(feed: FeedConfig, table: pa.Table, *extra: str) -> list[str]:
+def sample_columns(feed: FeedConfig, table: pa.Table, *extra: str) -> list[str]:
     """Columns shown in a sample: the primary key, then the columns the rule looked at."""
-    cols = [c for c in (*feed.primary_key, *extra) if c in table.column_names]
-    return list(dict.fromkeys(cols))
+    present = set(table.column_names)
+    return list(dict.fromkeys(c for c in (*feed.primary_key, *extra) if c in present))
 
 
-def cost_non_negative(table: pa.Table, feed: FeedConfig) -> RuleResult:
+def cost_non_negative(table: pa.Table, feed: FeedConfig) -> Verdict:
     """Rule ``cost_non_negative``: each ``rules.non_negative`` column is >= 0 (nulls and NaN pass)."""
     columns = list(feed.rules.non_negative)
     masks = [pc.fill_null(pc.less(table.column(c), 0), False) for c in columns]
     mask = reduce(pc.or_, masks)
-    return _mask_result(
-        COST_NON_NEGATIVE,
+    return mask_verdict(
         table,
         mask,
         f"with a negative value in {', '.join(columns)}",
-        _sample_columns(feed, table, *columns),
+        sample_columns(feed, table, *columns),
         f"{', '.join(columns)} >= 0 on {_plural(table.num_rows)}",
     )
 
 
-def clicks_le_impressions(table: pa.Table, feed: FeedConfig) -> RuleResult:
+def clicks_le_impressions(table: pa.Table, feed: FeedConfig) -> Verdict:
     """Rule ``clicks_le_impressions``: ``metrics_clicks <= metrics_impressions`` where both are non-null."""
     mask = pc.fill_null(pc.greater(table.column(CLICKS_COLUMN), table.column(IMPRESSIONS_COLUMN)), False)
-    return _mask_result(
-        CLICKS_LE_IMPRESSIONS,
+    return mask_verdict(
         table,
         mask,
         "with more clicks than impressions",
-        _sample_columns(feed, table, CLICKS_COLUMN, IMPRESSIONS_COLUMN),
+        sample_columns(feed, table, CLICKS_COLUMN, IMPRESSIONS_COLUMN),
         f"clicks <= impressions on {_plural(table.num_rows)}",
     )
 
 
-def date_matches_partition(table: pa.Table, feed: FeedConfig, logical_date: date) -> RuleResult:
+def date_matches_partition(table: pa.Table, feed: FeedConfig, logical_date: date) -> Verdict:
     """Rule ``date_matches_partition``: every row's ``rules.date_column`` equals the logical date.
 
     A null date does not match. A date32 column is compared as a date, a string column
@@ -94,31 +90,29 @@ def date_matches_partition(table: pa.Table, feed: FeedConfig, logical_date: date
         else pa.scalar(logical_date.isoformat(), column.type)
     )
     mask = pc.invert(pc.fill_null(pc.equal(column, want), False))
-    return _mask_result(
-        DATE_MATCHES_PARTITION,
+    return mask_verdict(
         table,
         mask,
         f"with {name} other than the partition date {logical_date.isoformat()}",
-        _sample_columns(feed, table, name),
+        sample_columns(feed, table, name),
         f"{name} = {logical_date.isoformat()} on {_plural(table.num_rows)}",
     )
 
 
-def ids_not_null(table: pa.Table, feed: FeedConfig) -> RuleResult:
+def ids_not_null(table: pa.Table, feed: FeedConfig) -> Verdict:
     """Rule ``ids_not_null``: no null in any ``rules.not_null`` column (failing count: rows with one)."""
     columns = list(feed.rules.not_null)
     mask = reduce(pc.or_, [pc.is_null(table.column(c)) for c in columns])
-    return _mask_result(
-        IDS_NOT_NULL,
+    return mask_verdict(
         table,
         mask,
         f"with a null in {', '.join(columns)}",
-        _sample_columns(feed, table, *columns),
+        sample_columns(feed, table, *columns),
         f"{', '.join(columns)} set on {_plural(table.num_rows)}",
     )
 
 
-def primary_key_unique(table: pa.Table, feed: FeedConfig) -> RuleResult:
+def primary_key_unique(table: pa.Table, feed: FeedConfig) -> Verdict:
     """Rule ``primary_key_unique``: no two rows share ``feed.primary_key``.
 
     Hash-grouped (``Table.group_by``); null is a key value like any other. The failing
@@ -131,16 +125,16 @@ def primary_key_unique(table: pa.Table, feed: FeedConfig) -> RuleResult:
     """
     pk = list(feed.primary_key)
     if table.num_rows < 2:
-        return RuleResult.ok(PRIMARY_KEY_UNIQUE, f"{_plural(table.num_rows)}, no duplicate key")
+        return Verdict.ok(f"{_plural(table.num_rows)}, no duplicate key")
     varying = [c for c in pk if not _constant(table.column(c))]
     if varying and _distinct_by_hash(table, varying):
-        return RuleResult.ok(PRIMARY_KEY_UNIQUE, f"{_plural(table.num_rows)}, all keys distinct")
+        return Verdict.ok(f"{_plural(table.num_rows)}, all keys distinct")
     if not varying:  # every row has the same key
         groups = table.select(pk).slice(0, 1).append_column("count_all", pa.array([table.num_rows], pa.int64()))
     else:
         groups = table.select(varying).group_by(varying, use_threads=False).aggregate([([], "count_all")])
     if groups.num_rows == table.num_rows:
-        return RuleResult.ok(PRIMARY_KEY_UNIQUE, f"{_plural(table.num_rows)}, all keys distinct")
+        return Verdict.ok(f"{_plural(table.num_rows)}, all keys distinct")
     dups = groups.filter(pc.greater(groups.column("count_all"), 1))
     constants = {c: table.column(c)[0].as_py() for c in pk if c not in varying}
     count = _count(dups.column("count_all"))
@@ -153,7 +147,7 @@ def primary_key_unique(table: pa.Table, feed: FeedConfig) -> RuleResult:
         f"{_plural(count)} share a primary key ({', '.join(pk)}) with another row: "
         f"{_plural(dups.num_rows, 'duplicated key')}"
     )
-    return RuleResult.fail(PRIMARY_KEY_UNIQUE, count, message, samples)
+    return Verdict.fail(count, message, samples)
 
 
 _HASHABLE = (pa.types.is_integer, pa.types.is_date32, pa.types.is_boolean, pa.types.is_string)
@@ -222,7 +216,7 @@ def _rows_with_key(table: pa.Table, key: dict, limit: int = MAX_SAMPLES) -> list
     return [int(i) for i in indices.slice(0, limit).to_pylist()]
 
 
-def single_currency(table: pa.Table, feed: FeedConfig, customer: CustomerConfig | None = None) -> RuleResult:
+def single_currency(table: pa.Table, feed: FeedConfig, customer: CustomerConfig | None = None) -> Verdict:
     """Rule ``single_currency``: every non-null ``rules.currency_column`` value is one currency.
 
     Without a customer the expected currency is the most frequent one (ties: the
@@ -238,7 +232,7 @@ def single_currency(table: pa.Table, feed: FeedConfig, customer: CustomerConfig 
     else:
         seen = {c["values"]: c["counts"] for c in pc.value_counts(pc.drop_null(column)).to_pylist()}
     if not seen:
-        return RuleResult.ok(SINGLE_CURRENCY, "no currency values")
+        return Verdict.ok("no currency values")
     if customer is not None and customer.currency:
         expected, why = customer.currency, f"customer {customer.customer_id}'s configured currency"
     else:
@@ -246,8 +240,8 @@ def single_currency(table: pa.Table, feed: FeedConfig, customer: CustomerConfig 
         why = "the majority currency"
     failing = sum(n for cur, n in seen.items() if cur != expected)
     if failing == 0:
-        return RuleResult.ok(SINGLE_CURRENCY, f"all {_plural(seen[expected])} in {expected}")
+        return Verdict.ok(f"all {_plural(seen[expected])} in {expected}")
     mask = pc.fill_null(pc.not_equal(column, pa.scalar(expected, column.type)), False)
     found = ", ".join(f"{cur} ({n})" for cur, n in sorted(seen.items(), key=lambda kv: (-kv[1], kv[0])))
     message = f"{_plural(failing)} not in {expected} ({why}); currencies found: {found}"
-    return RuleResult.fail(SINGLE_CURRENCY, failing, message, sample_rows(table, mask, _sample_columns(feed, table, name)))
+    return Verdict.fail(failing, message, sample_rows(table, mask, sample_columns(feed, table, name)))

@@ -5,23 +5,91 @@ mistyped, or the run could not be read at all) is neither a pass nor a failure: 
 is ``False`` and ``skipped`` is ``True``, so always test ``skipped`` (or use ``outcome`` /
 ``failed``) before reading ``passed``. The Dagster layer emits no asset check result for a
 skipped rule.
+
+A rule's check returns a :class:`Verdict` (what it found, without its name); the validator
+names it with :meth:`RuleResult.of`. Rule names, units, order and which rules are structural
+come from the rule registry (:mod:`gridcat_pipelines.validation.registry`).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gridcat_pipelines.state.keys import PartitionKey
 from gridcat_pipelines.state.models import ValidationResult
-from gridcat_pipelines.validation.rules import RULE_UNITS, RULES, STRUCTURAL_RULES
+
+if TYPE_CHECKING:
+    from gridcat_pipelines.validation.registry import RuleRegistry
 
 MAX_SAMPLES = 5
 
 PASSED = "passed"
 FAILED = "failed"
 SKIPPED = "skipped"
+
+
+_registry_module: Any = None
+
+
+def _registry() -> RuleRegistry:
+    """The active rule registry (imported on first use: the registry imports the rule
+    checks, which import this module)."""
+    global _registry_module
+    if _registry_module is None:
+        from gridcat_pipelines.validation import registry
+
+        _registry_module = registry
+    return _registry_module.active()
+
+
+def _check_outcome(passed: bool, skipped: bool, failing_rows: int) -> None:
+    if skipped and passed:
+        raise ValueError("a skipped rule is not a pass")
+    if (passed or skipped) and failing_rows:
+        raise ValueError("only a failed rule has failing rows")
+    if failing_rows < 0:
+        raise ValueError("failing_rows must be >= 0")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What one rule's check found on one run, before it is named (see :class:`RuleResult`)."""
+
+    passed: bool
+    skipped: bool = False
+    failing_rows: int = 0
+    message: str = ""
+    samples: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        _check_outcome(self.passed, self.skipped, self.failing_rows)
+
+    @classmethod
+    def ok(cls, message: str = "") -> Verdict:
+        """The rule passed."""
+        return cls(passed=True, message=message)
+
+    @classmethod
+    def fail(cls, count: int, message: str, samples: list[dict[str, Any]] | None = None) -> Verdict:
+        """The rule failed, with its failing count (at least 1) and up to MAX_SAMPLES samples."""
+        return cls(passed=False, failing_rows=max(int(count), 1), message=message, samples=list(samples or [])[:MAX_SAMPLES])
+
+    @classmethod
+    def skip(cls, reason: str) -> Verdict:
+        """The rule could not run."""
+        return cls(passed=False, skipped=True, message=reason)
+
+    @property
+    def failed(self) -> bool:
+        """Whether the rule ran and failed."""
+        return not self.passed and not self.skipped
+
+    @property
+    def outcome(self) -> str:
+        """``passed``, ``failed`` or ``skipped``."""
+        return SKIPPED if self.skipped else PASSED if self.passed else FAILED
 
 
 @dataclass(frozen=True)
@@ -41,22 +109,29 @@ class RuleResult:
     samples: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if self.rule not in RULES:
+        if self.rule not in _registry().by_name:
             raise ValueError(f"unknown rule {self.rule!r}")
-        if self.skipped and self.passed:
-            raise ValueError("a skipped rule is not a pass")
-        if (self.passed or self.skipped) and self.failing_rows:
-            raise ValueError("only a failed rule has failing rows")
-        if self.failing_rows < 0:
-            raise ValueError("failing_rows must be >= 0")
+        _check_outcome(self.passed, self.skipped, self.failing_rows)
 
     @classmethod
-    def ok(cls, rule: str, message: str = "") -> "RuleResult":
+    def of(cls, rule: str, verdict: Verdict) -> RuleResult:
+        """``verdict`` as the result of rule ``rule``."""
+        return cls(
+            rule=rule,
+            passed=verdict.passed,
+            skipped=verdict.skipped,
+            failing_rows=verdict.failing_rows,
+            message=verdict.message,
+            samples=list(verdict.samples)[:MAX_SAMPLES],
+        )
+
+    @classmethod
+    def ok(cls, rule: str, message: str = "") -> RuleResult:
         """A passed rule."""
         return cls(rule=rule, passed=True, message=message)
 
     @classmethod
-    def fail(cls, rule: str, count: int, message: str, samples: list[dict[str, Any]] | None = None) -> "RuleResult":
+    def fail(cls, rule: str, count: int, message: str, samples: list[dict[str, Any]] | None = None) -> RuleResult:
         """A failed rule with its failing count (at least 1)."""
         return cls(
             rule=rule,
@@ -67,7 +142,7 @@ class RuleResult:
         )
 
     @classmethod
-    def skip(cls, rule: str, reason: str) -> "RuleResult":
+    def skip(cls, rule: str, reason: str) -> RuleResult:
         """A skipped rule: it could not run, which is neither a pass nor a failure."""
         return cls(rule=rule, passed=False, skipped=True, message=reason)
 
@@ -83,7 +158,7 @@ class RuleResult:
 
     def summary(self) -> str:
         """``"row_schema: 3 rows"``: the rule and its failing count with the count's unit."""
-        unit = RULE_UNITS[self.rule]
+        unit = _registry()[self.rule].unit
         return f"{self.rule}: {self.failing_rows} {unit}{'' if self.failing_rows == 1 else 's'}"
 
     def to_json(self) -> dict[str, Any]:
@@ -119,7 +194,8 @@ class ValidationReport:
         names = [r.rule for r in self.rules]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate rules in report: {names}")
-        if names != sorted(names, key=RULES.index):
+        order = _registry().index
+        if names != sorted(names, key=order.__getitem__):
             raise ValueError(f"rules out of order: {names}")
 
     def result(self, rule: str) -> RuleResult:
@@ -134,18 +210,18 @@ class ValidationReport:
         """Whether the run is valid: ``schema`` and ``metadata_consistency`` ran and passed,
         and no other rule failed (skipped rules are not failures)."""
         ran = {r.rule: r for r in self.rules}
-        if any(rule not in ran or not ran[rule].passed for rule in STRUCTURAL_RULES):
+        if any(rule not in ran or not ran[rule].passed for rule in _registry().structural):
             return False
         return not any(r.failed for r in self.rules)
 
     @property
     def failed_rules(self) -> tuple[RuleResult, ...]:
-        """The rules that ran and failed, in ``RULES`` order."""
+        """The rules that ran and failed, in registry order."""
         return tuple(r for r in self.rules if r.failed)
 
     @property
     def skipped_rules(self) -> tuple[RuleResult, ...]:
-        """The rules that could not run, in ``RULES`` order."""
+        """The rules that could not run, in registry order."""
         return tuple(r for r in self.rules if r.skipped)
 
     def error_message(self, *, detail: bool = False) -> str | None:
@@ -161,7 +237,7 @@ class ValidationReport:
             r.summary() + (f" ({r.message})" if detail and r.message else "") for r in self.failed_rules
         ]
         if not clauses:
-            clauses = [f"{r.rule}: skipped ({r.message})" for r in self.skipped_rules if r.rule in STRUCTURAL_RULES]
+            clauses = [f"{r.rule}: skipped ({r.message})" for r in self.skipped_rules if r.rule in _registry().structural]
             clauses = clauses or ["no structural rule ran"]
         return "; ".join(clauses)
 

@@ -1,7 +1,9 @@
 """The two structural rules: ``schema`` (the table's columns) and ``metadata_consistency``.
 
 Both run on every run, whatever its size (an empty table still has a schema and metadata),
-and a report only passes if both ran and passed.
+and a report only passes if both ran and passed. Each check returns a :class:`Verdict`; the
+rules themselves (names, descriptions) are entries of
+:mod:`gridcat_pipelines.validation.registry`.
 """
 
 from __future__ import annotations
@@ -13,8 +15,7 @@ import pyarrow as pa
 
 from gridcat_pipelines.feeds.models import ARROW_TYPES, FeedConfig
 from gridcat_pipelines.state.keys import PartitionKey
-from gridcat_pipelines.validation.report import RuleResult
-from gridcat_pipelines.validation.rules import METADATA_CONSISTENCY, SCHEMA
+from gridcat_pipelines.validation.report import Verdict
 
 
 class RunMetadataLike(Protocol):
@@ -42,7 +43,7 @@ def type_name(arrow_type: pa.DataType) -> str:
     return _TYPE_NAMES.get(arrow_type, str(arrow_type))
 
 
-def check_schema(schema: pa.Schema, feed: FeedConfig) -> tuple[RuleResult, frozenset[str]]:
+def check_schema(schema: pa.Schema, feed: FeedConfig) -> tuple[Verdict, frozenset[str]]:
     """Rule ``schema``: every feed column present once with its declared type, and nothing else.
 
     Nullability is not checked (a declared non-nullable column may be written as nullable;
@@ -79,8 +80,8 @@ def check_schema(schema: pa.Schema, feed: FeedConfig) -> tuple[RuleResult, froze
         samples += [{"column": n, "problem": "extra"} for n in extra]
     bad = len(missing) + len(wrong) + len(duplicated) + len(extra)
     if bad:
-        return RuleResult.fail(SCHEMA, bad, "; ".join(parts), samples), frozenset(usable)
-    return RuleResult.ok(SCHEMA, f"{len(declared)} columns as declared"), frozenset(usable)
+        return Verdict.fail(bad, "; ".join(parts), samples), frozenset(usable)
+    return Verdict.ok(f"{len(declared)} columns as declared"), frozenset(usable)
 
 
 def check_metadata(
@@ -92,7 +93,7 @@ def check_metadata(
     run_id: str | None = None,
     key: PartitionKey | None = None,
     file_problems: Iterable[str] = (),
-) -> RuleResult:
+) -> Verdict:
     """Rule ``metadata_consistency``: the run's metadata describes the data that was read.
 
     Compared: ``record_count`` with the rows read, ``schema_version`` with the feed's,
@@ -129,8 +130,8 @@ def check_metadata(
     problems.extend(str(p) for p in file_problems)
     if problems:
         samples = [{"problem": p} for p in problems]
-        return RuleResult.fail(METADATA_CONSISTENCY, len(problems), "; ".join(problems), samples)
-    return RuleResult.ok(METADATA_CONSISTENCY, f"{row_count} rows, schema_version {version}")
+        return Verdict.fail(len(problems), "; ".join(problems), samples)
+    return Verdict.ok(f"{row_count} rows, schema_version {version}")
 
 
 def _written_columns(metadata: Any) -> list[tuple[str, str]] | None:
@@ -147,7 +148,7 @@ def _columns_text(columns: list[tuple[str, str]]) -> str:
     return "[" + ", ".join(f"{n}: {t}" for n, t in columns) + "]"
 
 
-def unreadable_run(problems: list[str]) -> RuleResult:
+def unreadable_run(problems: list[str]) -> Verdict:
     """Rule ``metadata_consistency`` for a run that could not be read (incomplete, missing,
     corrupt): one problem per sentence the sink gave."""
-    return RuleResult.fail(METADATA_CONSISTENCY, len(problems), "; ".join(problems), [{"problem": p} for p in problems])
+    return Verdict.fail(len(problems), "; ".join(problems), [{"problem": p} for p in problems])

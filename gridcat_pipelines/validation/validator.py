@@ -1,5 +1,8 @@
 """Validate one raw run: every applicable rule, vectorised, into one :class:`ValidationReport`.
 
+The rules, their order and their checks are the entries of the rule registry
+(:mod:`gridcat_pipelines.validation.registry`); this module only runs them.
+
 :func:`validate_table` is pure (an Arrow table plus its metadata in, a report out);
 :func:`validate_run` reads a run through the raw sink first. A bad run never raises: an
 incomplete run (no ``metadata.json``), a missing run or unreadable data files give a failed
@@ -10,34 +13,31 @@ arguments raise (``INVALID_ARGUMENT``).
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import date
 from typing import Any, Protocol
 
 import pyarrow as pa
 
-from gridcat_pipelines.errors import FAILED_PRECONDITION, NOT_FOUND, GridcatError, invalid_argument
+from gridcat_pipelines.errors import (
+    FAILED_PRECONDITION,
+    NOT_FOUND,
+    GridcatError,
+    invalid_argument,
+)
 from gridcat_pipelines.feeds.models import CustomerConfig, FeedConfig
 from gridcat_pipelines.run_ids import parse_run_id
 from gridcat_pipelines.state.keys import PartitionKey, parse_date
-from gridcat_pipelines.validation import business_rules
 from gridcat_pipelines.validation.json_schema import CompiledRowSchema, row_schema_for
-from gridcat_pipelines.validation.report import RuleResult, ValidationReport
-from gridcat_pipelines.validation.rules import (
-    CLICKS_LE_IMPRESSIONS,
-    COST_NON_NEGATIVE,
-    DATE_MATCHES_PARTITION,
-    IDS_NOT_NULL,
+from gridcat_pipelines.validation.registry import (
     METADATA_CONSISTENCY,
-    PRIMARY_KEY_UNIQUE,
-    ROW_SCHEMA,
-    SCHEMA,
-    SINGLE_CURRENCY,
-    columns_needed,
-    rules_for,
+    Rule,
+    RuleContext,
+    active,
 )
-from gridcat_pipelines.validation.structural_checks import check_metadata, check_schema, unreadable_run
+from gridcat_pipelines.validation.report import RuleResult, ValidationReport
+from gridcat_pipelines.validation.structural_checks import unreadable_run
 
 
 class RawRunReader(Protocol):
@@ -86,35 +86,24 @@ def validate_table(
     if compiled.feed_name != feed.name:
         raise invalid_argument(f"row schema compiled for feed {compiled.feed_name!r}, not {feed.name!r}")
 
-    applicable = rules_for(feed)
-    schema_result, usable = check_schema(table.schema, feed)
-    results: dict[str, RuleResult] = {
-        SCHEMA: schema_result,
-        METADATA_CONSISTENCY: check_metadata(
-            metadata,
-            feed,
-            row_count=table.num_rows,
-            schema=table.schema,
-            run_id=run_id,
-            key=key,
-            file_problems=file_problems,
-        ),
-        ROW_SCHEMA: _row_schema_result(compiled, table, usable),
-    }
-    for rule in applicable:
-        if rule in results:
-            continue
-        bad = [c for c in columns_needed(feed, rule) if c not in usable]
-        if bad:
-            results[rule] = RuleResult.skip(rule, f"column(s) missing or mistyped: {', '.join(bad)}")
-        else:
-            results[rule] = _run_business_rule(rule, table, feed, logical_date, customer)
+    ctx = RuleContext(
+        table,
+        feed,
+        logical_date,
+        metadata=metadata,
+        customer=customer,
+        key=key,
+        run_id=run_id,
+        file_problems=file_problems,
+        row_schema=compiled,
+    )
+    results = tuple(_evaluate(rule, ctx) for rule in active().for_feed(feed))
     return ValidationReport(
         key=key,
         run_id=run_id,
         schema_version=_text_or_none(getattr(metadata, "schema_version", None)),
         record_count=table.num_rows,
-        rules=tuple(results[rule] for rule in applicable),
+        rules=results,
         duration_s=time.perf_counter() - started,
     )
 
@@ -172,31 +161,12 @@ def validate_run(
     return _with_duration(report, time.perf_counter() - started)
 
 
-def _row_schema_result(compiled: CompiledRowSchema, table: pa.Table, usable: frozenset[str]) -> RuleResult:
-    verdict = compiled.evaluate(table, usable)
-    if compiled.checks and not verdict.checked_columns:
-        return RuleResult.skip(ROW_SCHEMA, verdict.message())
-    if verdict.passed:
-        return RuleResult.ok(ROW_SCHEMA, verdict.message())
-    return RuleResult.fail(ROW_SCHEMA, verdict.failing_rows, verdict.message(), verdict.samples)
-
-
-def _run_business_rule(
-    rule: str, table: pa.Table, feed: FeedConfig, logical_date: date, customer: CustomerConfig | None
-) -> RuleResult:
-    if rule == COST_NON_NEGATIVE:
-        return business_rules.cost_non_negative(table, feed)
-    if rule == CLICKS_LE_IMPRESSIONS:
-        return business_rules.clicks_le_impressions(table, feed)
-    if rule == DATE_MATCHES_PARTITION:
-        return business_rules.date_matches_partition(table, feed, logical_date)
-    if rule == IDS_NOT_NULL:
-        return business_rules.ids_not_null(table, feed)
-    if rule == PRIMARY_KEY_UNIQUE:
-        return business_rules.primary_key_unique(table, feed)
-    if rule == SINGLE_CURRENCY:
-        return business_rules.single_currency(table, feed, customer)
-    raise AssertionError(rule)  # pragma: no cover - rules_for only yields known rules
+def _evaluate(rule: Rule, ctx: RuleContext) -> RuleResult:
+    """Run ``rule``'s check, or skip it if a column it reads is missing or mistyped."""
+    bad = [c for c in rule.columns_of(ctx.feed) if c not in ctx.usable]
+    if bad:
+        return RuleResult.skip(rule.name, f"column(s) missing or mistyped: {', '.join(bad)}")
+    return RuleResult.of(rule.name, rule.check(ctx))
 
 
 def _unreadable_report(
@@ -204,10 +174,10 @@ def _unreadable_report(
 ) -> ValidationReport:
     """A failed report for a run whose data could not be read: only metadata_consistency ran."""
     rules = tuple(
-        unreadable_run(problems)
-        if rule == METADATA_CONSISTENCY
-        else RuleResult.skip(rule, "run not readable; see metadata_consistency")
-        for rule in rules_for(feed)
+        RuleResult.of(rule.name, unreadable_run(problems))
+        if rule.name == METADATA_CONSISTENCY
+        else RuleResult.skip(rule.name, "run not readable; see metadata_consistency")
+        for rule in active().for_feed(feed)
     )
     count = getattr(metadata, "record_count", None)
     return ValidationReport(

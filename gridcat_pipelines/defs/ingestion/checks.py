@@ -8,8 +8,8 @@ import warnings
 import dagster as dg
 
 from gridcat_pipelines.feeds.models import FeedConfig
+from gridcat_pipelines.validation.registry import active
 from gridcat_pipelines.validation.report import RuleResult, ValidationReport
-from gridcat_pipelines.validation.rules import RULE_DESCRIPTIONS, rules_for
 
 # Declaring partitions_def on an asset check is a preview feature in Dagster 1.13, and it is
 # what makes results per partition (without it a later success hides a failed partition).
@@ -22,12 +22,12 @@ def rule_check_specs(
     """One partitioned check spec per rule that applies to ``feed``."""
     return [
         dg.AssetCheckSpec(
-            rule,
+            rule.name,
             asset=asset_key,
             partitions_def=partitions_def,
-            description=RULE_DESCRIPTIONS[rule],
+            description=rule.description,
         )
-        for rule in rules_for(feed)
+        for rule in active().for_feed(feed)
     ]
 
 
