@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -236,3 +237,89 @@ def test_fast_path_never_accepts_what_jsonschema_rejects(name, data):
     value = data.draw(st.dictionaries(st.sampled_from(fields + ["unknown"]) if fields else st.just("unknown"), _json_values, max_size=6))
     if messages._plainly_valid(value, schema):
         assert Draft202012Validator(schema).is_valid(value), (name, value)
+
+
+# ------------------------------------------------------------- logging
+
+
+def _serve_logging(tmp_path, sqlite_url, *args):
+    """``gridcat serve --log-level info <args>`` on a free port; returns (process, port, log path)."""
+    from gridcat_pipelines_tests.api_helpers import Client, free_port
+
+    port = free_port()
+    env = {**os.environ, "GRIDCAT_DB_URL": sqlite_url, "GRIDCAT_HOME": str(tmp_path),
+           "GRIDCAT_API_ADMIN_TOKENS": ADMIN, "GRIDCAT_API_READ_TOKENS": ""}
+    log_path = tmp_path / f"serve-{port}.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gridcat_pipelines.cli.main", "serve", "--port", str(port), "--log-level", "info", *args],
+            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+        )
+    deadline = time.monotonic() + 60
+    while True:
+        assert proc.poll() is None, log_path.read_text()
+        try:
+            if Client("127.0.0.1", port, ADMIN).get("/healthz").status == 200:
+                return proc, port, log_path
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, log_path.read_text()
+        time.sleep(0.1)
+
+
+def _requests_then_stop(proc, port):
+    from gridcat_pipelines_tests.api_helpers import Client
+
+    client = Client("127.0.0.1", port, ADMIN)
+    assert client.rpc("StateFacetService", "ListFacets").status == 200
+    assert client.get("/v1/no-such-path").status == 404
+    client.close()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=15) == 0
+
+
+def test_serve_logs_one_text_line_per_request_with_a_timestamp(tmp_path, sqlite_url):
+    proc, port, log_path = _serve_logging(tmp_path, sqlite_url)
+    _requests_then_stop(proc, port)
+    lines = log_path.read_text().splitlines()
+    stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
+    assert all(re.match(stamp + r" (DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+: ", line) for line in lines), lines
+    rpc = [line for line in lines if "POST /gridapi.v1.StateFacetService/ListFacets" in line]
+    assert len(rpc) == 1, lines
+    assert re.fullmatch(stamp + r" INFO gridcat\.api\.access: POST /gridapi\.v1\.StateFacetService/ListFacets 200 \d+\.\d ms", rpc[0])
+    assert any(re.search(r"gridcat\.api\.access: GET /v1/no-such-path 404 \d+\.\d ms$", line) for line in lines)
+    assert any("gridcat.api.server: gridcat serve: http://127.0.0.1:" in line for line in lines)
+    assert any("uvicorn.error: Application startup complete." in line for line in lines)
+    assert not any("uvicorn.access" in line for line in lines), "uvicorn's access log is replaced"
+    assert ADMIN not in "\n".join(lines) and "Authorization" not in "\n".join(lines)
+
+
+def test_serve_logs_json_lines(tmp_path, sqlite_url):
+    proc, port, log_path = _serve_logging(tmp_path, sqlite_url, "--log-format", "json")
+    _requests_then_stop(proc, port)
+    text = log_path.read_text()
+    entries = [json.loads(line) for line in text.splitlines()]  # every line is one JSON object
+    assert all({"ts", "level", "logger", "message"} <= set(e) for e in entries), entries
+    (rpc,) = [e for e in entries if e.get("path") == "/gridapi.v1.StateFacetService/ListFacets"]
+    assert rpc["logger"] == "gridcat.api.access" and rpc["level"] == "INFO"
+    assert (rpc["method"], rpc["status"]) == ("POST", 200)
+    assert isinstance(rpc["duration_ms"], (int, float)) and rpc["duration_ms"] >= 0
+    assert rpc["message"].startswith("POST /gridapi.v1.StateFacetService/ListFacets 200 ")
+    assert any(e.get("status") == 404 and e["method"] == "GET" for e in entries)
+    assert any(e["logger"] == "uvicorn.error" for e in entries)
+    assert ADMIN not in text and "Bearer" not in text
+
+
+def test_serve_rejects_an_unknown_log_format(tmp_path, sqlite_url):
+    result = _serve(tmp_path, sqlite_url, "--no-auth", "--log-format", "xml")
+    assert result.returncode == 1
+    assert json.loads(result.stderr.strip().splitlines()[-1])["code"] == "INVALID_ARGUMENT"
+
+
+def test_serve_log_config_covers_uvicorn_and_gridcat():
+    from gridcat_pipelines.api.server import log_config
+
+    config = log_config("warning", "json")
+    assert {"uvicorn", "uvicorn.error", "uvicorn.access", "gridcat"} <= set(config["loggers"])
+    assert config["loggers"]["gridcat"]["level"] == "WARNING"
+    assert log_config("info", access_log=False)["loggers"]["gridcat.api.access"]["level"] == "WARNING"

@@ -6,6 +6,11 @@ Order of checks for a request: path (404) → method (405, with ``Allow``) → t
 422 or 409) → the service, in a worker thread (the services are synchronous). Every error is
 Connect's ``{"code", "message", "details"}``; an unexpected exception is logged and answered
 500 ``internal`` without its text.
+
+Every request is one INFO line on the ``gridcat.api.access`` logger: method, path, status and
+duration in ms (also as the record's ``method``, ``path``, ``status`` and ``duration_ms``
+attributes, for the JSON log format). Headers (the Authorization token), the query string and
+bodies are never logged.
 """
 
 from __future__ import annotations
@@ -13,10 +18,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 from sqlalchemy.exc import OperationalError
 
@@ -33,6 +39,7 @@ from gridcat_pipelines.api.services import ApiServices
 from gridcat_pipelines.errors import INTERNAL, INVALID_ARGUMENT, UNAVAILABLE, GridcatError
 
 log = logging.getLogger("gridcat.api")
+access_log = logging.getLogger("gridcat.api.access")
 
 MAX_BODY_BYTES = 1024 * 1024
 _DRAIN_LIMIT = 64 * 1024 * 1024
@@ -80,8 +87,13 @@ class GridcatApi:
             return
         if scope["type"] != "http":
             return
+        started = time.perf_counter()
         response, unread = await self._respond(scope, receive)
-        await _send(send, response)
+        try:
+            await _send(send, response)
+        finally:
+            if access_log.isEnabledFor(logging.INFO):
+                _log_request(scope, response.status, (time.perf_counter() - started) * 1000)
         if unread:
             await _drain(receive)
 
@@ -192,6 +204,13 @@ class _TooLarge(Exception):
         super().__init__("request body too large")
         self.unread = unread
         self.error = HttpError(413, "RESOURCE_EXHAUSTED", f"request body is larger than {limit} bytes", [{"limit_bytes": limit}])
+
+
+def _log_request(scope: dict[str, Any], status: int, ms: float) -> None:
+    """The request's access line; the path percent-encoded (as uvicorn does), no query string."""
+    method, path = str(scope.get("method", "")), quote(str(scope.get("path", "")))
+    access_log.info("%s %s %d %.1f ms", method, path, status, ms,
+                    extra={"method": method, "path": path, "status": status, "duration_ms": round(ms, 1)})
 
 
 def _allow(method: str, allowed: tuple[str, ...]) -> None:

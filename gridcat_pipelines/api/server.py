@@ -3,13 +3,25 @@
 On SIGTERM uvicorn stops accepting connections, lets requests in flight finish (at most
 ``GRACEFUL_SECONDS``), runs the app's lifespan shutdown (worker threads joined) and exits 0;
 the database connections are released last.
+
+Logging is one configuration (:func:`log_config`, a ``logging.config.dictConfig`` dict that
+uvicorn gets as ``log_config``): the ``uvicorn``, ``uvicorn.error``, ``uvicorn.access`` and
+``gridcat`` loggers write to stderr at ``--log-level``, with a UTC timestamp, as text
+(``2026-12-06T13:07:59.123Z INFO gridcat.api.access: GET /healthz 200 1.4 ms``) or, with
+``--log-format json``, one JSON object per line (``ts``, ``level``, ``logger``, ``message``;
+requests add ``method``, ``path``, ``status``, ``duration_ms``). Requests are logged by the app
+(``gridcat.api.access``, with the duration) instead of uvicorn's access log. Headers, tokens,
+query strings and bodies are never logged.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import logging.config
 import signal
-import sys
+import time
+from typing import Any
 
 import uvicorn
 
@@ -26,6 +38,71 @@ DEFAULT_PORT = 8787
 # contend for the GIL with the event loop: measured with bench/http.py at 16 clients, GetState
 # req/s was the same with 4, 8 and 16 threads, and p99 grew with them (24, 46, 33 ms).
 WORKER_THREADS = 4
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
+
+log = logging.getLogger("gridcat.api.server")
+
+
+def _timestamp(record: logging.LogRecord) -> str:
+    """``2026-12-06T13:07:59.123Z``: the record's time in UTC, to the millisecond."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
+
+
+class TextFormatter(logging.Formatter):
+    """``<ts> <LEVEL> <logger>: <message>`` (and the traceback of an exception, indented)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = f"{_timestamp(record)} {record.levelname} {record.name}: {record.getMessage()}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: ``ts``, ``level``, ``logger``, ``message``, the request fields
+    (``method``, ``path``, ``status``, ``duration_ms``) when present, ``exc`` for a traceback."""
+
+    FIELDS = ("method", "path", "status", "duration_ms")
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": _timestamp(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in self.FIELDS:
+            if hasattr(record, name):
+                entry[name] = getattr(record, name)
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def log_config(level: str = "info", fmt: str = "text", *, access_log: bool = True) -> dict[str, Any]:
+    """The one logging configuration of ``gridcat serve`` (for ``logging.config.dictConfig``)."""
+    level = level.upper()
+    formatter = {"text": TextFormatter, "json": JsonFormatter}[fmt]
+    to_stderr = {"handlers": ["stderr"], "level": level, "propagate": False}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"gridcat": {"()": f"{formatter.__module__}.{formatter.__qualname__}"}},
+        "handlers": {
+            "stderr": {"class": "logging.StreamHandler", "formatter": "gridcat", "stream": "ext://sys.stderr"},
+        },
+        "loggers": {
+            "uvicorn": to_stderr,
+            "uvicorn.error": {"level": level, "propagate": True},  # through "uvicorn"
+            # uvicorn's access log is off (gridcat.api.access has the duration); formatted alike if on
+            "uvicorn.access": to_stderr,
+            "gridcat": to_stderr,
+            "gridcat.api.access": {"level": level if access_log else "WARNING", "propagate": True},
+        },
+        # everything else (libraries' warnings) the same way
+        "root": {"handlers": ["stderr"], "level": "WARNING"},
+    }
 
 
 def build_auth(settings: Settings, *, no_auth: bool) -> TokenAuth:
@@ -40,8 +117,10 @@ def build_auth(settings: Settings, *, no_auth: bool) -> TokenAuth:
 
 
 def serve(settings: Settings, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, no_auth: bool = False,
-          log_level: str = "info", access_log: bool = True) -> int:
-    """Serve until SIGTERM/SIGINT; returns the exit status."""
+          log_level: str = "info", access_log: bool = True, log_format: str = "text") -> int:
+    """Serve until SIGTERM/SIGINT; returns the exit status. ``access_log=False``: no request lines."""
+    logging_config = log_config(log_level, log_format, access_log=access_log)
+    logging.config.dictConfig(logging_config)
     auth = build_auth(settings, no_auth=no_auth)
     services = ApiServices.open(settings.db_url, connections=WORKER_THREADS)
     try:
@@ -51,18 +130,15 @@ def serve(settings: Settings, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT
             host=host,
             port=port,
             lifespan="on",
+            log_config=logging_config,
             log_level=log_level,
-            access_log=access_log,
+            access_log=False,  # the app logs each request itself (gridcat.api.access), with its duration
             timeout_graceful_shutdown=GRACEFUL_SECONDS,
             server_header=False,
         )
         server = uvicorn.Server(config)
-        logging.getLogger("gridcat.api").setLevel(log_level.upper())
-        sys.stderr.write(
-            f"gridcat serve: http://{host}:{port} database={services.store.dialect} "
-            f"auth={'tokens' if auth.enabled else 'OFF (--no-auth)'}\n"
-        )
-        sys.stderr.flush()
+        log.info("gridcat serve: http://%s:%d database=%s auth=%s", host, port, services.store.dialect,
+                 "tokens" if auth.enabled else "OFF (--no-auth)")
         previous = signal.signal(signal.SIGTERM, _drained)  # uvicorn re-raises SIGTERM after draining
         try:
             server.run()

@@ -8,6 +8,10 @@ daemon would) and the warehouse loads it requests, re-pulls one good partition s
 authoritative run moves and it reloads, and prints counts by status, the partitions whose
 authoritative run moved and the warehouse's sync (in_sync, stale, held, missing). ``dagster dev`` on the same home then shows the runs,
 materializations and per-partition check results.
+
+Progress goes to stderr (a bar on a terminal, one line per run otherwise), with one line per
+failed step: the asset, the partition, the reason (the injected fault) and the Dagster run
+that holds the full stack trace. ``-v`` shows Dagster's own error logging, traces included.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import date, timedelta
 
-from gridcat_pipelines.cli.output import print_json
+from gridcat_pipelines.cli.output import print_json, quiet_dagster_warnings
+from gridcat_pipelines.cli.progress import Progress
 from gridcat_pipelines.cli.state_commands import parse_int
 from gridcat_pipelines.config import Settings
 from gridcat_pipelines.errors import invalid_argument
@@ -43,6 +48,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     demo.add_argument("--seed", default="7", help="seed of the synthetic source (default 7)")
     demo.add_argument("--workers", default=str(min(2, os.cpu_count() or 1)), help="runs in parallel (default: up to 2)")
     demo.add_argument("--json", action="store_true", help="print the summary as JSON")
+    demo.add_argument("-v", "--verbose", action="count", default=0,
+                      help="show Dagster's error logging with stack traces (-vv: its info lines too)")
     demo.set_defaults(handler=cmd_demo)
 
 
@@ -67,58 +74,77 @@ def _parse_args(args: argparse.Namespace) -> tuple[int, int, float, int, int]:
 _WORKER: dict = {}
 
 
-def _init_worker(settings: Settings, seed: int, fault_rate: float) -> None:
+def _init_worker(settings: Settings, seed: int, fault_rate: float, verbose: int = 0) -> None:
     """Per worker process: the definitions and the instance, built once."""
+    if not verbose:
+        quiet_dagster_warnings()
     from gridcat_pipelines.defs.ingestion.resources import AdsSourceResource
     from gridcat_pipelines.cli.dagster_instance import ensure_instance
     from gridcat_pipelines.definitions import build_defs
 
     _WORKER["defs"] = build_defs(settings, ads_source=AdsSourceResource(seed=seed, fault_rate=fault_rate))
     _WORKER["instance"] = ensure_instance(settings)
+    _WORKER["verbose"] = verbose
 
 
-def _pull(customer_id: str, day: date, feed_names: list[str] | None) -> bool:
-    """Run the ingest job for one partition (all feeds, or only ``feed_names``) in this worker."""
-    from gridcat_pipelines.cli.local_runs import run_ingest
+def _pull(customer_id: str, day: date, feed_names: list[str] | None):
+    """Run the ingest job for one partition (all feeds, or only ``feed_names``) in this worker;
+    its :class:`~gridcat_pipelines.cli.local_runs.RunReport`."""
+    from gridcat_pipelines.cli.local_runs import report_of, run_ingest
 
-    return run_ingest(_WORKER["defs"], _WORKER["instance"], customer_id, day, feed_names).success
-
-
-def _load(request) -> bool:
-    """Run one warehouse load the gate requested, in this worker."""
-    from gridcat_pipelines.cli.local_runs import run_load
-
-    return run_load(_WORKER["defs"], _WORKER["instance"], request)
+    return report_of(run_ingest(_WORKER["defs"], _WORKER["instance"], customer_id, day, feed_names,
+                                verbose=_WORKER.get("verbose", 0)))
 
 
-def _run_all(pool, work: list[tuple], verb: str, fn=_pull) -> int:
-    """Run ``fn`` over ``work`` on the pool, printing progress; returns how many runs failed."""
+def _load(request):
+    """Run one warehouse load the gate requested, in this worker; its ``RunReport``."""
+    from gridcat_pipelines.cli.local_runs import load
+
+    return load(_WORKER["defs"], _WORKER["instance"], request, verbose=_WORKER.get("verbose", 0))
+
+
+def _run_all(pool, work: list[tuple], verb: str, fn=_pull, *, verbose: int = 0) -> int:
+    """Run ``fn`` over ``work`` on the pool, showing progress and one line per failed step;
+    returns how many runs failed."""
+    if not work:
+        return 0
     failed = 0
     futures = {pool.submit(fn, *item): item for item in work}
-    for n, future in enumerate(as_completed(futures), start=1):
-        item = futures[future]
-        ok = future.result()
-        failed += 0 if ok else 1
-        _progress(f"  [{n}/{len(work)}] {verb} {_describe(item)}: {'ok' if ok else 'a step failed'}")
+    # with -v the workers' Dagster logging goes to stderr too: plain lines, no bar to garble
+    with Progress(len(work), verb, unit="run", plain=True if verbose else None) as progress:
+        for n, future in enumerate(as_completed(futures), start=1):
+            item = futures[future]
+            report = future.result()
+            failed += 0 if report.success else 1
+            progress.advance(line=f"  [{n}/{len(work)}] {verb} {_describe(item)}: "
+                                  f"{'ok' if report.success else 'a step failed'}",
+                             postfix=_describe(item, short=True))
+            for failure in report.failures:
+                progress.write(f"    {failure.line()}")
     return failed
 
 
-def _describe(item: tuple) -> str:
+def _describe(item: tuple, short: bool = False) -> str:
+    """The run's partition and feeds (``short``: the partition only, for the bar)."""
     if len(item) == 3:
         customer_id, day, feed_names = item
+        if short:
+            return f"{customer_id} {day}"
         return f"{customer_id} {day} ({'all feeds' if feed_names is None else ', '.join(feed_names)})"
     (request,) = item
+    if short:
+        return str(request.partition_key)
     return f"{request.partition_key} ({', '.join(key.path[-1] for key in request.asset_selection)})"
 
 
-def _gate(pool, defs, instance) -> int:
+def _gate(pool, defs, instance, verbose: int = 0) -> int:
     """Evaluate the gate sensor and run the loads it requests until it requests none."""
     from gridcat_pipelines.cli.local_runs import gate_tick
 
     total = 0
     while requests := gate_tick(defs, instance):
         _progress(f"gate: {len(requests)} partition(s) at a new authoritative run")
-        _run_all(pool, [(r,) for r in requests], "loaded", fn=_load)
+        _run_all(pool, [(r,) for r in requests], "loaded", fn=_load, verbose=verbose)
         total += len(requests)
     return total
 
@@ -139,6 +165,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from gridcat_pipelines.warehouse.status import warehouse_status
 
     n_customers, n_days, fault_rate, seed, workers = _parse_args(args)
+    verbose = getattr(args, "verbose", 0)
     config = cached_pipeline_config(settings.feeds_path, settings.customers_path)
     if n_customers > len(config.customers):
         raise invalid_argument(
@@ -162,8 +189,8 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     defs = build_defs(settings)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                             initargs=(settings, seed, fault_rate)) as pool:
-        _run_all(pool, first_pulls, "pulled")
+                             initargs=(settings, seed, fault_rate, verbose)) as pool:
+        _run_all(pool, first_pulls, "pulled", verbose=verbose)
         after_first = store.get_many(keys)
         to_repull = [k for k, s in after_first.items() if s.status != "success"]
         by_partition: dict[tuple[str, date], list[str]] = {}
@@ -171,14 +198,16 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
             by_partition.setdefault((k.customer_id, k.logical_date), []).append(k.query_name)
         _progress(f"re-pulling {len(to_repull)} partition(s) that failed validation or crashed mid-pull "
                   f"({len(by_partition)} runs)")
-        _run_all(pool, [(c, d, names) for (c, d), names in sorted(by_partition.items())], "re-pulled")
-        loads = _gate(pool, defs, instance)
+        _run_all(pool, [(c, d, names) for (c, d), names in sorted(by_partition.items())], "re-pulled",
+                 verbose=verbose)
+        loads = _gate(pool, defs, instance, verbose)
         # conversion lag: re-pull one good partition, its authoritative run moves and it reloads
         moved_key = next((k for k in keys if after_first[k].status == "success"), keys[0])
         before_move = store.get(moved_key)
         _progress(f"re-pulling {moved_key} (conversion lag): a new run supersedes {before_move.current_run_id}")
-        _run_all(pool, [(moved_key.customer_id, moved_key.logical_date, [moved_key.query_name])], "re-pulled")
-        loads += _gate(pool, defs, instance)
+        _run_all(pool, [(moved_key.customer_id, moved_key.logical_date, [moved_key.query_name])], "re-pulled",
+                 verbose=verbose)
+        loads += _gate(pool, defs, instance, verbose)
     total = len(first_pulls)
 
     final = store.get_many(keys)

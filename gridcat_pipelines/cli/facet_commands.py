@@ -2,16 +2,17 @@
 
 Values seed 000 constrains (mode, batch size, column name, ids) are checked by gridcat and
 fail with a JSON ``INVALID_ARGUMENT`` error, not by argparse. ``backfill --wait`` runs the job
-to its end in this process (no Dagster daemon needed) with a progress bar on stderr.
+to its end in this process (no Dagster daemon needed) with a progress bar on stderr (plain
+lines, at most one a second, when stderr is not a terminal).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from gridcat_pipelines.cli.output import print_fields, print_json, print_table
+from gridcat_pipelines.cli.progress import Progress
 from gridcat_pipelines.cli.state_commands import open_store, parse_int
 from gridcat_pipelines.config import Settings
 from gridcat_pipelines.tag_facets.service import FacetService
@@ -94,25 +95,30 @@ def cmd_disable(args: argparse.Namespace, settings: Settings) -> int:
 
 
 class ProgressBar:
-    """A one-line progress bar on stderr, redrawn after every batch."""
+    """A backfill job's progress on stderr, updated after every batch: rows done of the total,
+    the job's status and its ETA (a bar on a terminal, plain lines otherwise)."""
 
-    def __init__(self, stream=None, width: int = 30):
-        self.stream = stream or sys.stderr
-        self.width = width
+    def __init__(self, stream=None, *, plain: bool | None = None, min_interval: float = 1.0):
+        self.stream, self.plain, self.min_interval = stream, plain, min_interval
+        self.progress: Progress | None = None
 
     def __call__(self, job: dict[str, Any]) -> None:
         total = job.get("rows_total") or 0
         done = job.get("rows_processed") or 0
-        share = 1.0 if job["status"] == "SUCCEEDED" else (done / total if total else 0.0)
-        filled = int(self.width * min(share, 1.0))
+        status = job["status"]
+        finished = status in ("SUCCEEDED", "FAILED")
         eta = job.get("eta_seconds")
-        tail = f" eta {eta:.1f}s" if isinstance(eta, (int, float)) and job["status"] == "RUNNING" else ""
-        self.stream.write(
-            f"\r[{'#' * filled}{'.' * (self.width - filled)}] {done}/{total} rows {job['status']}{tail}"
-        )
-        if job["status"] in ("SUCCEEDED", "FAILED"):
-            self.stream.write("\n")
-        self.stream.flush()
+        tail = f" eta {eta:.1f}s" if isinstance(eta, (int, float)) and status == "RUNNING" else ""
+        if self.progress is None:
+            self.progress = Progress(total, "backfill", unit="row", stream=self.stream, plain=self.plain,
+                                     min_interval=self.min_interval)
+        if status == "SUCCEEDED":
+            done = max(done, total)
+        self.progress.update_to(done, total=total, line=f"backfill: {done}/{total} rows {status}{tail}",
+                                postfix=f"{status}{tail}")
+        if finished:
+            self.progress.close()
+            self.progress = None
 
 
 def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from gridcat_pipelines.cli.output import print_json, print_table
+from gridcat_pipelines.cli.progress import Progress
 from gridcat_pipelines.cli.state_commands import open_store
 from gridcat_pipelines.config import Settings
 from gridcat_pipelines.errors import invalid_argument
@@ -107,11 +107,12 @@ def cmd_retention(args: argparse.Namespace, settings: Settings) -> int:
     """Apply retention to the raw sink."""
     days = _number(args.older_than, "older-than")
     store = open_store(settings)
-    report = apply_retention(
-        store, RawSink(str(settings.raw_root)), LeaseStore(store),
-        older_than_days=days, dry_run=args.dry_run,
-        progress=lambda n: sys.stderr.write(f"retention: {n} run(s) examined\n"),
-    )
+    with Progress(None, "retention: runs examined", unit="run") as progress:
+        report = apply_retention(
+            store, RawSink(str(settings.raw_root)), LeaseStore(store),
+            older_than_days=days, dry_run=args.dry_run,
+            progress=lambda n: progress.update_to(n, line=f"retention: {n} run(s) examined"),
+        )
     if args.json:
         print_json(report.to_json())
     else:

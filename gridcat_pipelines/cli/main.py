@@ -12,7 +12,7 @@ import sys
 from gridcat_pipelines.cli import db_commands, demo_command, lease_commands, pipeline_commands, state_commands
 from gridcat_pipelines.cli import facet_commands
 from gridcat_pipelines.cli import catalog_commands, serve_command
-from gridcat_pipelines.cli.output import print_error
+from gridcat_pipelines.cli.output import print_error, quiet_dagster_warnings
 from gridcat_pipelines.config import Settings
 from gridcat_pipelines.errors import INTERNAL, UNAVAILABLE, GridcatError
 
@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run one ``gridcat`` command; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not getattr(args, "verbose", 0):
+        quiet_dagster_warnings()
     settings = Settings.from_env()
     try:
         return int(args.handler(args, settings) or 0)

@@ -38,3 +38,14 @@ def print_fields(payload: dict[str, Any]) -> None:
         if isinstance(value, (dict, list)):
             value = json.dumps(value, sort_keys=True)
         sys.stdout.write(f"{key.ljust(width)}  {'' if value is None else value}\n")
+
+
+def quiet_dagster_warnings() -> None:
+    """Hide Dagster's ``BetaWarning`` / ``PreviewWarning`` (about Dagster's own APIs, nothing a
+    gridcat user can act on); ``-v`` keeps them."""
+    import warnings
+
+    from dagster_shared.utils.warnings import BetaWarning, PreviewWarning
+
+    for category in (BetaWarning, PreviewWarning):
+        warnings.filterwarnings("ignore", category=category)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from gridcat_pipelines.cli.output import print_json, print_table
 from gridcat_pipelines.cli.state_commands import open_store
@@ -20,12 +21,15 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="re-extract and re-validate one partition through Dagster (a new raw run)",
         description="Run the ingest job for one feed x customer x day in this process (no daemon "
         "needed; the run lands in the Dagster instance) and print the state after validation. "
-        "The gate sensor does the warehouse load.",
+        "The gate sensor does the warehouse load. A failed step is one line on stderr (asset, "
+        "partition, reason, Dagster run id); -v shows Dagster's error logging with the stack trace.",
     )
     pull.add_argument("--customer", required=True, help="customer id")
     pull.add_argument("--query", required=True, help="feed (query) name")
     pull.add_argument("--date", required=True, help="logical date, YYYY-MM-DD")
     pull.add_argument("--json", action="store_true", help="print JSON")
+    pull.add_argument("-v", "--verbose", action="count", default=0,
+                      help="show Dagster's error logging with stack traces (-vv: its info lines too)")
     pull.set_defaults(handler=cmd_pull)
 
     warehouse = commands.add_parser("warehouse", help="the warehouse against the state store")
@@ -67,7 +71,8 @@ def cmd_pull(args: argparse.Namespace, settings: Settings) -> int:
         raise not_found(f"customer {key.customer_id} is not in {settings.customers_path}")
     store = open_store(settings)
     instance = ensure_instance(settings)
-    pulled = pull_one(build_defs(settings), instance, key.customer_id, key.query_name, key.logical_date)
+    pulled = pull_one(build_defs(settings), instance, key.customer_id, key.query_name, key.logical_date,
+                      verbose=args.verbose, on_failure=lambda failure: _stderr(failure.line()))
     payload = {"run_id": pulled.run_id, "outcome": pulled.outcome, "state": store.get(key).to_json()}
     if args.json:
         print_json(payload)
@@ -78,6 +83,11 @@ def cmd_pull(args: argparse.Namespace, settings: Settings) -> int:
         if state["error_message"]:
             print(f"  {state['error_message']}")
     return 0
+
+
+def _stderr(line: str) -> None:
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 def cmd_warehouse_status(args: argparse.Namespace, settings: Settings) -> int:
@@ -109,7 +119,6 @@ def cmd_warehouse_status(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_warehouse_reconcile(args: argparse.Namespace, settings: Settings) -> int:
     """List, request (default) or run (``--run``) the loads of every stale success partition."""
-    import sys
     from datetime import datetime, timezone
 
     from gridcat_pipelines.defs.ingestion.partitions import last_partition_date
@@ -132,18 +141,22 @@ def cmd_warehouse_reconcile(args: argparse.Namespace, settings: Settings) -> int
     if args.dry_run:
         payload["would_load"] = len(stale)
     elif args.run:
+        from gridcat_pipelines.cli.progress import Progress
+
         sink, leases, loaded, failed = RawSink(str(settings.raw_root)), LeaseStore(store), 0, 0
-        for done, partition in enumerate(stale, 1):
-            try:
-                outcome = load_partition(store, sink, warehouse, partition.key, partition.run_id,
-                                         version=partition.version, leases=leases)
-            except Exception as exc:  # noqa: BLE001 - logged in the load log; report and go on
-                failed += 1
-                print(f"reconcile: {partition.key}: load failed: {getattr(exc, 'message', exc)}", file=sys.stderr)
-                continue
-            loaded += outcome.status == LOADED
-            if not args.json:
-                print(f"[{done}/{len(stale)}] {outcome.message}", file=sys.stderr)
+        with Progress(len(stale), "loaded", unit="partition") as progress:
+            for done, partition in enumerate(stale, 1):
+                try:
+                    outcome = load_partition(store, sink, warehouse, partition.key, partition.run_id,
+                                             version=partition.version, leases=leases)
+                except Exception as exc:  # noqa: BLE001 - logged in the load log; report and go on
+                    failed += 1
+                    progress.write(f"reconcile: {partition.key}: load failed: {getattr(exc, 'message', exc)}")
+                    progress.advance(postfix=str(partition.key))
+                    continue
+                loaded += outcome.status == LOADED
+                progress.advance(line=None if args.json else f"[{done}/{len(stale)}] {outcome.message}",
+                                 postfix=str(partition.key))
         payload["loaded"] = loaded
         payload["failed"] = failed
     else:

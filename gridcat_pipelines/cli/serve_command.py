@@ -1,9 +1,11 @@
-"""``gridcat serve [--host 127.0.0.1] [--port 8787] [--no-auth]``: the HTTP API.
+"""``gridcat serve [--host 127.0.0.1] [--port 8787] [--no-auth] [--log-level info] [--log-format text]``: the HTTP API.
 
 Bearer tokens come from ``GRIDCAT_API_ADMIN_TOKENS`` / ``GRIDCAT_API_READ_TOKENS``; with none
 configured the command exits 1 at once unless ``--no-auth`` is given. The database is the
 CLI's (``GRIDCAT_DB_URL``, default SQLite under ``GRIDCAT_HOME``); run ``gridcat db upgrade``
-first. SIGTERM drains requests in flight and exits 0.
+first. SIGTERM drains requests in flight and exits 0. Logs go to stderr with a UTC timestamp,
+one line per request (method, path, status, duration in ms); --log-format json writes one JSON
+object per line.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--port", default="8787", help="port (default 8787)")
     p.add_argument("--no-auth", action="store_true", help="serve without tokens (every caller is admin)")
     p.add_argument("--log-level", default="info", help="debug, info, warning or error (default info)")
+    p.add_argument("--log-format", default="text",
+                   help="text (default) or json: one JSON object per line (ts, level, logger, message; "
+                   "requests add method, path, status, duration_ms)")
     p.set_defaults(handler=cmd_serve)
 
 
@@ -38,4 +43,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         raise invalid_argument(f"port {args.port!r} must be from 1 to 65535")
     if args.log_level not in ("debug", "info", "warning", "error"):
         raise invalid_argument(f"log level {args.log_level!r} must be debug, info, warning or error")
-    return serve(settings, args.host, port, no_auth=args.no_auth, log_level=args.log_level)
+    if args.log_format not in ("text", "json"):
+        raise invalid_argument(f"log format {args.log_format!r} must be text or json")
+    return serve(settings, args.host, port, no_auth=args.no_auth, log_level=args.log_level,
+                 log_format=args.log_format)
