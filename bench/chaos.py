@@ -139,11 +139,13 @@ def _open_target(cfg: dict[str, Any]):
 
 
 def _batch(rows: int, rng: random.Random, label: str) -> pa.RecordBatch:
-    return pa.record_batch({
-        "row": pa.array(range(rows), pa.int64()),
-        "value": pa.array([rng.random() for _ in range(rows)], pa.float64()),
-        "label": pa.array([label] * rows, pa.string()),
-    })
+    return pa.record_batch(
+        {
+            "row": pa.array(range(rows), pa.int64()),
+            "value": pa.array([rng.random() for _ in range(rows)], pa.float64()),
+            "label": pa.array([label] * rows, pa.string()),
+        }
+    )
 
 
 def _short(exc: BaseException) -> str:
@@ -168,8 +170,15 @@ def _killed_load(cfg: dict[str, Any], seed: int) -> None:
         def die() -> None:
             os.kill(os.getpid(), signal.SIGKILL)
 
-        load_partition(store, RawSink(cfg["raw_root"]), _open_target(cfg), rng.choice(ready),
-                       leases=LeaseStore(store), lease_ttl_seconds=KILLED_LEASE_TTL_S, before_commit=die)
+        load_partition(
+            store,
+            RawSink(cfg["raw_root"]),
+            _open_target(cfg),
+            rng.choice(ready),
+            leases=LeaseStore(store),
+            lease_ttl_seconds=KILLED_LEASE_TTL_S,
+            before_commit=die,
+        )
     except Exception as exc:  # noqa: BLE001 - reported by the exit code (and stderr)
         print(f"chaos killed-load child: {_short(exc)}", file=sys.stderr, flush=True)
         os._exit(EXIT_ERROR)
@@ -222,8 +231,12 @@ class _Worker:
 
     def report(self) -> dict[str, Any]:
         return {
-            "ops": dict(self.ops), "outcomes": dict(self.outcomes), "faults": dict(self.faults),
-            "errors": dict(self.errors), "error_samples": self.error_samples, "loads": self.loads,
+            "ops": dict(self.ops),
+            "outcomes": dict(self.outcomes),
+            "faults": dict(self.faults),
+            "errors": dict(self.errors),
+            "error_samples": self.error_samples,
+            "loads": self.loads,
             "violations": self.violations,
         }
 
@@ -276,8 +289,11 @@ class _Worker:
             self.outcomes["repoint: ok"] += 1
         except GridcatError as exc:
             if exc.code == FAILED_PRECONDITION:
-                self.outcomes["repoint: refused, run deleted by retention" if "retention" in exc.message
-                              else "repoint: refused, version moved"] += 1
+                self.outcomes[
+                    "repoint: refused, run deleted by retention"
+                    if "retention" in exc.message
+                    else "repoint: refused, version moved"
+                ] += 1
             elif exc.code == NOT_FOUND:
                 self.outcomes["repoint: not found"] += 1
             else:
@@ -298,8 +314,16 @@ class _Worker:
                 raise OSError(INJECTED)
 
         try:
-            outcome = load_partition(self.store, self.sink, self.warehouse, key, run_id, version=version,
-                                     leases=self.leases, before_commit=before_commit)
+            outcome = load_partition(
+                self.store,
+                self.sink,
+                self.warehouse,
+                key,
+                run_id,
+                version=version,
+                leases=self.leases,
+                before_commit=before_commit,
+            )
         except OSError as exc:
             if str(exc) != INJECTED:
                 raise
@@ -339,8 +363,9 @@ class _Worker:
 
     def _start_killed_load(self) -> None:
         ctx = mp.get_context("spawn")
-        self._child = ctx.Process(target=_killed_load, args=(self.cfg, self.rng.randrange(1 << 30)),
-                                  name=f"chaos-killed-load-{self.index}")
+        self._child = ctx.Process(
+            target=_killed_load, args=(self.cfg, self.rng.randrange(1 << 30)), name=f"chaos-killed-load-{self.index}"
+        )
         self._child.start()
         self.ops["killed_load"] += 1
 
@@ -373,8 +398,9 @@ def _run_gone(store: StateStore, sink: RawSink, key: PartitionKey, run_id: str) 
     t = raw_run_tombstone
     with store.engine.connect() as conn:
         tombstoned = conn.execute(
-            sa.select(t.c.deleted_at).where(*[t.c[c] == v for c, v in zip(KEY_COLUMNS, key.as_tuple())],
-                                            t.c.run_id == run_id)
+            sa.select(t.c.deleted_at).where(
+                *[t.c[c] == v for c, v in zip(KEY_COLUMNS, key.as_tuple())], t.c.run_id == run_id
+            )
         ).first()
     if tombstoned is not None:
         return f"was tombstoned at {tombstoned.deleted_at.isoformat()}"
@@ -424,9 +450,14 @@ def run_chaos(
     keys = partition_keys(partitions)
     with tempfile.TemporaryDirectory(prefix="gridcat-chaos-", dir=workdir) as tmp:
         cfg = {
-            "state_url": state_url, "warehouse": warehouse, "warehouse_url": warehouse_url,
-            "warehouse_root": str(Path(tmp) / "warehouse"), "raw_root": str(Path(tmp) / "raw"),
-            "keys": [_key_to_json(k) for k in keys], "seed": seed, "seconds": seconds,
+            "state_url": state_url,
+            "warehouse": warehouse,
+            "warehouse_url": warehouse_url,
+            "warehouse_root": str(Path(tmp) / "warehouse"),
+            "raw_root": str(Path(tmp) / "raw"),
+            "keys": [_key_to_json(k) for k in keys],
+            "seed": seed,
+            "seconds": seconds,
         }
         store = StateStore.open(state_url, upgrade=True)
         try:
@@ -442,9 +473,16 @@ def run_chaos(
         finally:
             store.close()
     return {
-        "seed": seed, "seconds": seconds, "workers": workers, "partitions": len(keys), "warehouse": warehouse,
-        "operations_total": sum(totals["ops"].values()), **totals, "reconcile": reconcile,
-        "checked": checked, "violations": violations,
+        "seed": seed,
+        "seconds": seconds,
+        "workers": workers,
+        "partitions": len(keys),
+        "warehouse": warehouse,
+        "operations_total": sum(totals["ops"].values()),
+        **totals,
+        "reconcile": reconcile,
+        "checked": checked,
+        "violations": violations,
     }
 
 
@@ -452,8 +490,9 @@ def _run_workers(cfg: dict[str, Any], workers: int, seconds: float) -> tuple[lis
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(workers + 1)
     out = ctx.Queue()
-    procs = [ctx.Process(target=_worker_main, args=(cfg, i, barrier, out), name=f"chaos-worker-{i}")
-             for i in range(workers)]
+    procs = [
+        ctx.Process(target=_worker_main, args=(cfg, i, barrier, out), name=f"chaos-worker-{i}") for i in range(workers)
+    ]
     reports: dict[int, dict] = {}
     violations: list[str] = []
     try:
@@ -498,9 +537,13 @@ def _merge(reports: list[dict]) -> dict[str, Any]:
         loads += r["loads"]
         violations += r["violations"]
     return {
-        "ops": dict(sorted(ops.items())), "outcomes": dict(sorted(outcomes.items())),
-        "faults": {k: faults[k] for k in FAULT_KINDS}, "errors": dict(sorted(errors.items())),
-        "error_samples": samples[:10], "loads": loads, "violations": violations,
+        "ops": dict(sorted(ops.items())),
+        "outcomes": dict(sorted(outcomes.items())),
+        "faults": {k: faults[k] for k in FAULT_KINDS},
+        "errors": dict(sorted(errors.items())),
+        "error_samples": samples[:10],
+        "loads": loads,
+        "violations": violations,
     }
 
 
@@ -511,15 +554,27 @@ def _reconcile(store: StateStore, cfg: dict[str, Any], keys: list[PartitionKey],
     rounds = loaded = 0
     failures: list[str] = []
     while True:
-        stale = find_stale(store, feeds=sorted({k.query_name for k in keys}), customers=None,
-                           start_date=days[0], end_date=days[-1], now=datetime.now(UTC), warehouse=warehouse)
+        stale = find_stale(
+            store,
+            feeds=sorted({k.query_name for k in keys}),
+            customers=None,
+            start_date=days[0],
+            end_date=days[-1],
+            now=datetime.now(UTC),
+            warehouse=warehouse,
+        )
         if not stale:
             return {"rounds": rounds, "loaded": loaded, "failures": failures, "violations": []}
         if rounds == MAX_RECONCILE_ROUNDS:
-            return {"rounds": rounds, "loaded": loaded, "failures": failures, "violations": [
-                f"reconcile did not converge after {rounds} rounds; still stale: "
-                + ", ".join(f"{p.key} ({p.reason}{': ' + p.error if p.error else ''})" for p in stale)
-            ]}
+            return {
+                "rounds": rounds,
+                "loaded": loaded,
+                "failures": failures,
+                "violations": [
+                    f"reconcile did not converge after {rounds} rounds; still stale: "
+                    + ", ".join(f"{p.key} ({p.reason}{': ' + p.error if p.error else ''})" for p in stale)
+                ],
+            }
         rounds += 1
         for p in stale:
             try:
@@ -557,27 +612,34 @@ def _check(store: StateStore, cfg: dict[str, Any], keys: list[PartitionKey], loa
             meta = sink.read_metadata(key, state.current_run_id)
         except GridcatError as exc:
             meta = None
-            violations.append(f"{key}: authoritative run {state.current_run_id} ({state.status}) is gone from the "
-                              f"raw sink: {exc.code}: {exc.message}")
+            violations.append(
+                f"{key}: authoritative run {state.current_run_id} ({state.status}) is gone from the "
+                f"raw sink: {exc.code}: {exc.message}"
+            )
         # any slice must be a run the state had as success at the slice's version
         if slice_ is not None:
             checked["slices"] += 1
             said = versions.get(slice_.state_version)
             if said != (slice_.run_id, "success"):
-                violations.append(f"{key}: slice holds run {slice_.run_id} at version {slice_.state_version}, but "
-                                  f"that version of the state was {said}")
+                violations.append(
+                    f"{key}: slice holds run {slice_.run_id} at version {slice_.state_version}, but "
+                    f"that version of the state was {said}"
+                )
             rows = warehouse.read_slice(key.query_name, key.customer_id, key.logical_date)
             run_ids = set(rows.column("run_id").to_pylist())
             if rows.num_rows != slice_.rows or (rows.num_rows and run_ids != {slice_.run_id}):
-                violations.append(f"{key}: slice says run {slice_.run_id} x {slice_.rows} rows, its rows are "
-                                  f"{rows.num_rows} of runs {sorted(run_ids)}")
+                violations.append(
+                    f"{key}: slice says run {slice_.run_id} x {slice_.rows} rows, its rows are "
+                    f"{rows.num_rows} of runs {sorted(run_ids)}"
+                )
         if state.status == "success":
             # (1) the slice is the authoritative run at the state's version
             checked["success_partitions"] += 1
             if slice_ is None or (slice_.run_id, slice_.state_version) != (state.current_run_id, state.version):
                 got = None if slice_ is None else (slice_.run_id, slice_.state_version)
-                violations.append(f"{key}: success at run {state.current_run_id} version {state.version}, "
-                                  f"but the slice holds {got}")
+                violations.append(
+                    f"{key}: success at run {state.current_run_id} version {state.version}, but the slice holds {got}"
+                )
             elif slice_.rows != state.record_count or (meta is not None and meta.record_count != slice_.rows):
                 violations.append(f"{key}: slice has {slice_.rows} rows, state says {state.record_count}")
         elif state.status == "failed":
@@ -589,18 +651,29 @@ def _check(store: StateStore, cfg: dict[str, Any], keys: list[PartitionKey], loa
                 if slice_ is None:
                     violations.append(f"{key}: failed, and lost its last good slice (run {good[1]} version {good[0]})")
                 elif (slice_.state_version or 0) < good[0]:
-                    violations.append(f"{key}: failed; slice went back from version {good[0]} to "
-                                      f"{slice_.state_version} (run {slice_.run_id})")
+                    violations.append(
+                        f"{key}: failed; slice went back from version {good[0]} to "
+                        f"{slice_.state_version} (run {slice_.run_id})"
+                    )
 
     # (3) tombstones: never authoritative, never while a live lease pinned the run
     t, p, l = raw_run_tombstone, run_lease_pin, run_lease
     with store.engine.connect() as conn:
         tombstones = conn.execute(sa.select(t)).all()
         pinned = conn.execute(
-            sa.select(t.c.run_id, t.c.deleted_at, *[t.c[c] for c in KEY_COLUMNS], l.c.lease_id, l.c.created_at,
-                      l.c.expires_at, l.c.ended_at)
-            .select_from(t.join(p, sa.and_(t.c.run_id == p.c.run_id, *[t.c[c] == p.c[c] for c in KEY_COLUMNS]))
-                         .join(l, l.c.lease_id == p.c.lease_id))
+            sa.select(
+                t.c.run_id,
+                t.c.deleted_at,
+                *[t.c[c] for c in KEY_COLUMNS],
+                l.c.lease_id,
+                l.c.created_at,
+                l.c.expires_at,
+                l.c.ended_at,
+            ).select_from(
+                t.join(p, sa.and_(t.c.run_id == p.c.run_id, *[t.c[c] == p.c[c] for c in KEY_COLUMNS])).join(
+                    l, l.c.lease_id == p.c.lease_id
+                )
+            )
         ).all()
         checked["leases"] = conn.execute(sa.select(sa.func.count()).select_from(l)).scalar_one()
     checked["tombstones"] = len(tombstones)
@@ -612,9 +685,11 @@ def _check(store: StateStore, cfg: dict[str, Any], keys: list[PartitionKey], loa
     for row in pinned:
         end = min(x for x in (row.ended_at, row.expires_at) if x is not None)
         if row.created_at + margin < row.deleted_at < end - margin:
-            violations.append(f"run {row.run_id} of {row.customer_id}/{row.query_name}/{row.logical_date} was "
-                              f"tombstoned at {row.deleted_at.isoformat()} while lease {row.lease_id} pinned it "
-                              f"({row.created_at.isoformat()} .. {end.isoformat()})")
+            violations.append(
+                f"run {row.run_id} of {row.customer_id}/{row.query_name}/{row.logical_date} was "
+                f"tombstoned at {row.deleted_at.isoformat()} while lease {row.lease_id} pinned it "
+                f"({row.created_at.isoformat()} .. {end.isoformat()})"
+            )
 
     # (4) the change feed: 1..last with no gap; per partition, versions 1..version
     last = store.last_change_seq()
@@ -631,8 +706,10 @@ def _check(store: StateStore, cfg: dict[str, Any], keys: list[PartitionKey], loa
         missing = sorted(set(range(1, last + 1)) - set(seqs))
         extra = sorted(set(seqs) - set(range(1, last + 1)))
         duplicated = len(seqs) - len(set(seqs))
-        violations.append(f"change feed: {len(seqs)} changes for last seq {last}; missing seqs {missing[:20]}, "
-                          f"unexpected seqs {extra[:20]}, {duplicated} duplicated")
+        violations.append(
+            f"change feed: {len(seqs)} changes for last seq {last}; missing seqs {missing[:20]}, "
+            f"unexpected seqs {extra[:20]}, {duplicated} duplicated"
+        )
     per_key: dict[PartitionKey, list] = defaultdict(list)
     for change in changes:
         per_key[change.key].append(change)
@@ -650,16 +727,21 @@ def _check(store: StateStore, cfg: dict[str, Any], keys: list[PartitionKey], loa
 
 def print_report(report: dict[str, Any]) -> None:
     """The report as lines: operations, outcomes, faults, errors, checks, violations."""
+
     def counts(d: dict) -> str:
         return ", ".join(f"{k} {v}" for k, v in d.items()) or "none"
 
-    print(f"chaos: {report['workers']} workers x {report['seconds']:g} s, {report['partitions']} partitions, "
-          f"warehouse {report['warehouse']}, seed {report['seed']}")
+    print(
+        f"chaos: {report['workers']} workers x {report['seconds']:g} s, {report['partitions']} partitions, "
+        f"warehouse {report['warehouse']}, seed {report['seed']}"
+    )
     print(f"operations: {report['operations_total']} ({counts(report['ops'])})")
     print(f"outcomes: {counts(report['outcomes'])}")
     f = report["faults"]
-    print(f"faults injected: {sum(f.values())} (failed pulls {f['failed_pulls']}, crashed pulls {f['crashed_pulls']}, "
-          f"transient load errors {f['transient_load_errors']}, SIGKILLed loads {f['sigkilled_loads']})")
+    print(
+        f"faults injected: {sum(f.values())} (failed pulls {f['failed_pulls']}, crashed pulls {f['crashed_pulls']}, "
+        f"transient load errors {f['transient_load_errors']}, SIGKILLed loads {f['sigkilled_loads']})"
+    )
     print(f"unexpected errors: {counts(report['errors'])}")
     for sample in report["error_samples"]:
         print(f"  {sample}")
@@ -686,8 +768,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.seconds <= 0 or args.workers < 1 or args.partitions < 1:
         parser.error("--seconds must be > 0, --workers and --partitions >= 1")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so a kill still drops the databases
-    kwargs = {"warehouse": args.warehouse, "seconds": args.seconds, "workers": args.workers,
-              "partitions": args.partitions, "seed": args.seed, "log": lambda m: print(m, flush=True)}
+    kwargs = {
+        "warehouse": args.warehouse,
+        "seconds": args.seconds,
+        "workers": args.workers,
+        "partitions": args.partitions,
+        "seed": args.seed,
+        "log": lambda m: print(m, flush=True),
+    }
     with scratch_database(args.pg_url, "gridcat_bench_chaos") as state_url:
         if args.warehouse == "postgres":
             with scratch_database(args.pg_url, "gridcat_bench_chaos_wh") as warehouse_url:

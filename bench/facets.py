@@ -35,10 +35,11 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pg_scratch import DEFAULT_PG_URL, scratch_database  # noqa: E402
+
 from gridcat_pipelines.run_ids import new_run_id  # noqa: E402
 from gridcat_pipelines.state import PartitionKey, StateStore, ValidationResult  # noqa: E402
 from gridcat_pipelines.tag_facets.service import FacetService  # noqa: E402
-from pg_scratch import DEFAULT_PG_URL, scratch_database  # noqa: E402
 
 ENVS = ["prod", "staging", "dev", "qa", "sandbox"]
 
@@ -110,14 +111,18 @@ def run(args: argparse.Namespace, url: str) -> int:
         svc = FacetService(store)
         t = time.perf_counter()
         fill(engine, args.rows)
-        print(f"filled {args.rows:,} states (INSERT ... SELECT generate_series + VACUUM ANALYZE) in {time.perf_counter() - t:.1f} s")
+        print(
+            f"filled {args.rows:,} states (INSERT ... SELECT generate_series + VACUUM ANALYZE) in {time.perf_counter() - t:.1f} s"
+        )
 
         t = time.perf_counter()
         env = svc.promote("env")
         print(f"promote env (ADD COLUMN + CREATE INDEX CONCURRENTLY + activation): {time.perf_counter() - t:.2f} s")
         t = time.perf_counter()
         job = svc.run_backfill(env["job_id"])
-        print(f"initial MISSING_ONLY backfill of env: {job['rows_processed']:,} rows in {time.perf_counter() - t:.1f} s ({job['status']})")
+        print(
+            f"initial MISSING_ONLY backfill of env: {job['rows_processed']:,} rows in {time.perf_counter() - t:.1f} s ({job['status']})"
+        )
         team = svc.promote("team")
         svc.run_backfill(team["job_id"])
         vacuum(engine)
@@ -131,6 +136,7 @@ def run(args: argparse.Namespace, url: str) -> int:
             e, tm = next(it)
             page = store.list_states(filters=[eq("env", e), eq("team", tm)])
             assert page.states
+
         for _ in range(20):
             two_filters()
         facet_p50 = p50_ms(two_filters, args.queries)
@@ -141,7 +147,9 @@ def run(args: argparse.Namespace, url: str) -> int:
         json_p50 = p50_ms(two_filters, max(args.queries // 4, 20))
         set_status(engine, "ENABLED")
         ratio = json_p50 / facet_p50
-        print(f"\n1. ListStates, 2 facet filters, page 20: columns p50 {facet_p50:.2f} ms; JSON tags p50 {json_p50:.2f} ms; {ratio:.0f}x faster")
+        print(
+            f"\n1. ListStates, 2 facet filters, page 20: columns p50 {facet_p50:.2f} ms; JSON tags p50 {json_p50:.2f} ms; {ratio:.0f}x faster"
+        )
         print(f"   target >= 50x faster: {verdict(ratio >= 50)}; target p50 <= 5 ms: {verdict(facet_p50 <= 5)}")
 
         # 2. page 500 vs page 1 (one facet filter, env=prod ~ 20% of rows)
@@ -151,14 +159,21 @@ def run(args: argparse.Namespace, url: str) -> int:
             token = store.list_states(filters=flt, page_token=token).next_page_token
         page1 = p50_ms(lambda: store.list_states(filters=flt), args.queries)
         page500 = p50_ms(lambda: store.list_states(filters=flt, page_token=token), args.queries)
-        print(f"\n2. page 500 p50 {page500:.2f} ms vs page 1 p50 {page1:.2f} ms: {page500 / page1:.2f}x; target <= 2x: {verdict(page500 / page1 <= 2)}")
+        print(
+            f"\n2. page 500 p50 {page500:.2f} ms vs page 1 p50 {page1:.2f} ms: {page500 / page1:.2f}x; target <= 2x: {verdict(page500 / page1 <= 2)}"
+        )
 
         # 3 + 4. FULL backfill with a concurrent writer vs one set-based UPDATE
         with engine.begin() as conn:
             conn.exec_driver_sql("UPDATE partition_state SET team = NULL")
         vacuum(engine)
         keys = [
-            PartitionKey("google_ads", str(1000000 + i // 1000), f"q{(i // 100) % 10}", date(2025, 1, 1) + timedelta(days=i % 100))
+            PartitionKey(
+                "google_ads",
+                str(1000000 + i // 1000),
+                f"q{(i // 100) % 10}",
+                date(2025, 1, 1) + timedelta(days=i % 100),
+            )
             for i in rng.sample(range(args.rows), 5000)
         ]
         waits: list[float] = []
@@ -170,7 +185,15 @@ def run(args: argparse.Namespace, url: str) -> int:
                 key = keys[n % len(keys)]
                 n += 1
                 t0 = time.perf_counter()
-                store.record_result(ValidationResult(key=key, run_id=new_run_id(), status="success", record_count=n, tags={"env": "prod", "team": "t1"}))
+                store.record_result(
+                    ValidationResult(
+                        key=key,
+                        run_id=new_run_id(),
+                        status="success",
+                        record_count=n,
+                        tags={"env": "prod", "team": "t1"},
+                    )
+                )
                 waits.append((time.perf_counter() - t0) * 1000)
 
         baseline_thread = threading.Thread(target=writer)
@@ -208,7 +231,9 @@ def run(args: argparse.Namespace, url: str) -> int:
             f"p50 {statistics.median(baseline):.1f} ms); target longest <= 200 ms: {verdict(max(waits) <= 200)}"
         )
         comp = {c["key_name"]: c for c in svc.compliance()["facets"]}
-        print(f"\ncompliance after the run: team null_with_tag={comp['team']['null_with_tag']} drift={comp['team']['drift']}")
+        print(
+            f"\ncompliance after the run: team null_with_tag={comp['team']['null_with_tag']} drift={comp['team']['drift']}"
+        )
         return 0
     finally:
         if store is not None:

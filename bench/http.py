@@ -42,9 +42,10 @@ import sqlalchemy as sa
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from pg_scratch import DEFAULT_PG_URL, scratch_database  # noqa: E402
+
 from gridcat_pipelines.state import PartitionKey, StateStore  # noqa: E402
 from gridcat_pipelines.tag_facets.service import FacetService  # noqa: E402
-from pg_scratch import DEFAULT_PG_URL, scratch_database  # noqa: E402
 
 ENVS = ["prod", "staging", "dev", "qa", "sandbox"]
 TOKEN = "bench-admin-token"
@@ -76,9 +77,13 @@ def key_for(i: int) -> dict:
 
 def list_message(rng: random.Random) -> dict:
     """A two-facet-filter ListStates request."""
-    return {"filters": [{"key": "env", "op": "EQ", "value": {"stringValue": rng.choice(ENVS)}},
-                        {"key": "team", "op": "EQ", "value": {"stringValue": f"t{rng.randrange(1000)}"}}],
-            "page_size": 20}
+    return {
+        "filters": [
+            {"key": "env", "op": "EQ", "value": {"stringValue": rng.choice(ENVS)}},
+            {"key": "team", "op": "EQ", "value": {"stringValue": f"t{rng.randrange(1000)}"}},
+        ],
+        "page_size": 20,
+    }
 
 
 def free_port() -> int:
@@ -93,7 +98,10 @@ def start_server(url: str, home: Path) -> tuple[subprocess.Popen, int]:
     env = {**os.environ, "GRIDCAT_DB_URL": url, "GRIDCAT_HOME": str(home), "GRIDCAT_API_ADMIN_TOKENS": TOKEN}
     proc = subprocess.Popen(
         [sys.executable, "-m", "gridcat_pipelines.cli.main", "serve", "--port", str(port), "--log-level", "warning"],
-        env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -113,16 +121,23 @@ def start_server(url: str, home: Path) -> tuple[subprocess.Popen, int]:
 
 async def _client(port: int, path: str, bodies, deadline: float, latencies: list, statuses: Counter) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    head = (f"POST {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {TOKEN}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: ").encode()
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {TOKEN}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: "
+    ).encode()
     try:
         while time.perf_counter() < deadline:
             body = next(bodies)
             started = time.perf_counter()
             writer.write(head + str(len(body)).encode() + b"\r\n\r\n" + body)
             header = await reader.readuntil(b"\r\n\r\n")
-            length = int(next(line.split(b":", 1)[1] for line in header.split(b"\r\n")
-                              if line.lower().startswith(b"content-length:")))
+            length = int(
+                next(
+                    line.split(b":", 1)[1]
+                    for line in header.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+            )
             await reader.readexactly(length)
             latencies.append(time.perf_counter() - started)
             statuses[int(header[9:12])] += 1
@@ -179,8 +194,13 @@ def inproc_round(call, make_arg, clients: int, seconds: float) -> dict:
 def summarize(latencies: list[float], elapsed: float, statuses: Counter) -> dict:
     ordered = sorted(latencies)
     pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000  # noqa: E731
-    return {"requests": len(ordered), "rps": len(ordered) / elapsed, "p50_ms": pick(0.50), "p99_ms": pick(0.99),
-            "non_200": sum(n for s, n in statuses.items() if s != 200)}
+    return {
+        "requests": len(ordered),
+        "rps": len(ordered) / elapsed,
+        "p50_ms": pick(0.50),
+        "p99_ms": pick(0.99),
+        "non_200": sum(n for s, n in statuses.items() if s != 200),
+    }
 
 
 def median_of(rounds: list[dict], field: str) -> float:
@@ -209,8 +229,10 @@ def run(args: argparse.Namespace, url: str) -> int:
         facets = FacetService(store)
         for key in ("env", "team"):
             facets.run_backfill(facets.promote(key)["job_id"])
-        print(f"{args.rows:,} states, facets env and team ENABLED; {args.clients} clients, "
-              f"{args.rounds} rounds of {args.seconds:.0f} s; CPUs: {os.cpu_count()}")
+        print(
+            f"{args.rows:,} states, facets env and team ENABLED; {args.clients} clients, "
+            f"{args.rounds} rounds of {args.seconds:.0f} s; CPUs: {os.cpu_count()}"
+        )
         home = Path(os.environ.get("TMPDIR", "/tmp")) / sa.engine.make_url(url).database
         proc, port = start_server(url, home)
 
@@ -224,13 +246,19 @@ def run(args: argparse.Namespace, url: str) -> int:
         def list_call(msg: dict) -> None:
             store.list_states(filters=msg["filters"], page_size=20)
 
-        results: dict[str, dict[str, list[dict]]] = {"GetState": {"http": [], "inproc": []},
-                                                      "ListStates(2 facet filters)": {"http": [], "inproc": []}}
+        results: dict[str, dict[str, list[dict]]] = {
+            "GetState": {"http": [], "inproc": []},
+            "ListStates(2 facet filters)": {"http": [], "inproc": []},
+        }
         for _ in range(args.rounds):  # alternate HTTP and in-process within each round
             results["GetState"]["http"].append(http_round(port, GET_PATH, get_body, args.clients, args.seconds))
             results["GetState"]["inproc"].append(inproc_round(get_call, get_body, args.clients, args.seconds))
-            results["ListStates(2 facet filters)"]["http"].append(http_round(port, LIST_PATH, list_message, args.clients, args.seconds))
-            results["ListStates(2 facet filters)"]["inproc"].append(inproc_round(list_call, list_message, args.clients, args.seconds))
+            results["ListStates(2 facet filters)"]["http"].append(
+                http_round(port, LIST_PATH, list_message, args.clients, args.seconds)
+            )
+            results["ListStates(2 facet filters)"]["inproc"].append(
+                inproc_round(list_call, list_message, args.clients, args.seconds)
+            )
 
         summary = {}
         print(f"\n{'operation':<30}{'path':<10}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-200':>9}   per round req/s")
@@ -240,14 +268,20 @@ def run(args: argparse.Namespace, url: str) -> int:
                 bad = sum(r["non_200"] for r in rounds)
                 summary[f"{op}/{path}"] = {**med, "non_200": bad}
                 per_round = ", ".join(f"{r['rps']:.0f}" for r in rounds)
-                print(f"{op:<30}{path:<10}{med['rps']:>9.0f}{med['p50_ms']:>9.2f}{med['p99_ms']:>9.2f}{bad:>9}   {per_round}")
+                print(
+                    f"{op:<30}{path:<10}{med['rps']:>9.0f}{med['p50_ms']:>9.2f}{med['p99_ms']:>9.2f}{bad:>9}   {per_round}"
+                )
             h, i = summary[f"{op}/http"], summary[f"{op}/inproc"]
-            print(f"{'':<30}HTTP / in-process: p50 {h['p50_ms'] / i['p50_ms']:.2f}x, throughput {h['rps'] / i['rps']:.2f}x")
+            print(
+                f"{'':<30}HTTP / in-process: p50 {h['p50_ms'] / i['p50_ms']:.2f}x, throughput {h['rps'] / i['rps']:.2f}x"
+            )
         get = summary["GetState/http"]
-        print(f"\nGetState at {args.clients} clients: {get['rps']:.0f} req/s (target >= 800: "
-              f"{'met' if get['rps'] >= 800 else 'NOT met'}), p99 {get['p99_ms']:.1f} ms (target <= 25 ms: "
-              f"{'met' if get['p99_ms'] <= 25 else 'NOT met'}); non-200 answers: "
-              f"{sum(v['non_200'] for k, v in summary.items() if k.endswith('/http'))}")
+        print(
+            f"\nGetState at {args.clients} clients: {get['rps']:.0f} req/s (target >= 800: "
+            f"{'met' if get['rps'] >= 800 else 'NOT met'}), p99 {get['p99_ms']:.1f} ms (target <= 25 ms: "
+            f"{'met' if get['p99_ms'] <= 25 else 'NOT met'}); non-200 answers: "
+            f"{sum(v['non_200'] for k, v in summary.items() if k.endswith('/http'))}"
+        )
         if args.json:
             print(json.dumps(summary))
         return 0

@@ -105,10 +105,14 @@ def main() -> None:
         f"{args.rows:,} rows x {table.num_columns} columns, batches of {args.batch_rows:,}, "
         f"{int(med['files'])} part files, {med['mb']:.1f} MB; median of {args.rounds} rounds"
     )
-    print(f"  write_run     {med['write_run']:6.2f}s   (bare pq.write_table {med['plain_write']:.2f}s, "
-          f"x{med['write_run'] / med['plain_write']:.1f})")
-    print(f"  read          {med['read']:6.2f}s   (bare pq.read_table  {med['plain_read']:.2f}s, "
-          f"x{med['read'] / med['plain_read']:.1f})")
+    print(
+        f"  write_run     {med['write_run']:6.2f}s   (bare pq.write_table {med['plain_write']:.2f}s, "
+        f"x{med['write_run'] / med['plain_write']:.1f})"
+    )
+    print(
+        f"  read          {med['read']:6.2f}s   (bare pq.read_table  {med['plain_read']:.2f}s, "
+        f"x{med['read'] / med['plain_read']:.1f})"
+    )
     print(f"  verify_files  {med['verify_files']:6.2f}s")
 
 

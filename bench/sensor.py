@@ -51,17 +51,17 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import sqlalchemy as sa
+from pg_scratch import DEFAULT_PG_URL, scratch_database
 
-from gridcat_pipelines.config import Settings
+from gridcat_pipelines.cli.dagster_instance import ensure_instance
+from gridcat_pipelines.config import Settings, cached_pipeline_config
 from gridcat_pipelines.definitions import build_defs
 from gridcat_pipelines.defs.gate.sensors import CHANGES_PER_TICK, GATE_SENSOR_NAME, load_requests
 from gridcat_pipelines.defs.ingestion.partitions import CUSTOMERS_PARTITION, last_partition_date
-from gridcat_pipelines.config import cached_pipeline_config
-from gridcat_pipelines.cli.dagster_instance import ensure_instance
 from gridcat_pipelines.gate import plan_loads
 from gridcat_pipelines.run_ids import new_run_id
 from gridcat_pipelines.state import migrations
@@ -69,7 +69,6 @@ from gridcat_pipelines.state.db import create_state_engine
 from gridcat_pipelines.state.keys import PartitionKey
 from gridcat_pipelines.state.models import ValidationResult
 from gridcat_pipelines.state.store import StateStore
-from pg_scratch import DEFAULT_PG_URL, scratch_database
 
 DAYS = 300
 CHANGES = 1000
@@ -94,19 +93,28 @@ def customers_for(largest: int, feeds: list[str]) -> int:
 
 def key_of(g: int, customers: int, feeds: list[str], start: date) -> PartitionKey:
     """The key of fill row ``g`` (same mapping as the SQL in :func:`fill`)."""
-    return PartitionKey("google_ads", str(FIRST_CUSTOMER + g % customers), feeds[(g // customers) % len(feeds)],
-                        start + timedelta(g // (customers * len(feeds))))
+    return PartitionKey(
+        "google_ads",
+        str(FIRST_CUSTOMER + g % customers),
+        feeds[(g // customers) % len(feeds)],
+        start + timedelta(g // (customers * len(feeds))),
+    )
 
 
 def fill(engine: sa.Engine, n: int, customers: int, feeds: list[str], start: date) -> None:
     """N state rows and N applied history rows (change_seq 1..N, day by day), set-based."""
     # g -> customer = g % C, feed = (g / C) % feeds, day = start + g / (C * feeds)
     # run id: a UUIDv7 at start - 30 days (older than any new_run_id()), g in the last 12 hex.
-    ms = int(datetime.combine(start - timedelta(30), datetime.min.time(), timezone.utc).timestamp() * 1000)
+    ms = int(datetime.combine(start - timedelta(30), datetime.min.time(), UTC).timestamp() * 1000)
     ms_hex = f"{ms:012x}"
     params = {
-        "n": n, "nf": len(feeds), "nc": customers, "c0": FIRST_CUSTOMER, "start": start,
-        "feeds": feeds, "run_prefix": f"{ms_hex[:8]}-{ms_hex[8:]}-7000-8000-",
+        "n": n,
+        "nf": len(feeds),
+        "nc": customers,
+        "c0": FIRST_CUSTOMER,
+        "start": start,
+        "feeds": feeds,
+        "run_prefix": f"{ms_hex[:8]}-{ms_hex[8:]}-7000-8000-",
     }
     rows = """
         SELECT 'google_ads'::text AS source,
@@ -121,28 +129,35 @@ def fill(engine: sa.Engine, n: int, customers: int, feeds: list[str], start: dat
         FROM generate_series(0, :n - 1) AS g
     """
     with engine.begin() as conn:
-        conn.execute(sa.text(f"""
+        conn.execute(
+            sa.text(f"""
             INSERT INTO partition_state (source, customer_id, query_name, logical_date, status,
                 current_run_id, schema_version, record_count, updated_at, error_message,
                 attempt_count, tags, version)
             SELECT source, customer_id, query_name, logical_date, status, run_id, '1', record_count,
                    now(), error_message, 1, '{{}}'::jsonb, 1
-            FROM ({rows}) r"""), params)
-        conn.execute(sa.text(f"""
+            FROM ({rows}) r"""),
+            params,
+        )
+        conn.execute(
+            sa.text(f"""
             INSERT INTO partition_state_history (source, customer_id, query_name, logical_date, run_id,
                 outcome, status, schema_version, record_count, error_message, tags, result_hash,
                 state_version, change_seq, recorded_at, idempotency_key)
             SELECT source, customer_id, query_name, logical_date, run_id, 'applied', status, '1',
                    record_count, error_message, NULL, md5(run_id), 1, g + 1, now(), NULL
-            FROM ({rows}) r ORDER BY g"""), params)
+            FROM ({rows}) r ORDER BY g"""),
+            params,
+        )
         conn.execute(sa.text("UPDATE state_change_counter SET last_seq = :n WHERE id = 1"), {"n": n})
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.exec_driver_sql("VACUUM ANALYZE partition_state")
         conn.exec_driver_sql("VACUUM ANALYZE partition_state_history")
 
 
-def write_changes(store: StateStore, n: int, customers: int, feeds: list[str], start: date,
-                  rng: random.Random, count: int = CHANGES) -> None:
+def write_changes(
+    store: StateStore, n: int, customers: int, feeds: list[str], start: date, rng: random.Random, count: int = CHANGES
+) -> None:
     """``count`` new runs for distinct existing keys through ``record_results`` (batches of 100)."""
     results = []
     for g in sorted(rng.sample(range(n), count)):
@@ -153,7 +168,7 @@ def write_changes(store: StateStore, n: int, customers: int, feeds: list[str], s
             results.append(ValidationResult(key, new_run_id(), "failed", "1", 1, "cost_non_negative: 1 row"))
     rng.shuffle(results)
     for i in range(0, len(results), 100):
-        store.record_results(results[i:i + 100])
+        store.record_results(results[i : i + 100])
 
 
 def success_snapshot(engine: sa.Engine) -> set[tuple]:
@@ -212,16 +227,31 @@ def _run_size(url: str, n: int, customers: int, args: argparse.Namespace) -> dic
             def tick():
                 # instance_ref as the daemon passes it: Dagster then validates the requests'
                 # dynamic partition keys through its per-tick caching loader.
-                with dg.build_sensor_context(
-                    instance=instance, instance_ref=ref, cursor=cursor, resources=defs.resources,
-                    repository_def=repo, sensor_name=GATE_SENSOR_NAME,
-                ) as ctx, dg.partition_loading_context(dynamic_partitions_store=instance):
+                with (
+                    dg.build_sensor_context(
+                        instance=instance,
+                        instance_ref=ref,
+                        cursor=cursor,
+                        resources=defs.resources,
+                        repository_def=repo,
+                        sensor_name=GATE_SENSOR_NAME,
+                    ) as ctx,
+                    dg.partition_loading_context(dynamic_partitions_store=instance),
+                ):
                     return sensor.evaluate_tick(ctx)
+
             return tick
 
         def plan_from(seq: int):
-            return lambda: plan_loads(store, seq, feeds=set(feeds), customers=set(customer_ids), start_date=start,
-                                      end_date=last_partition_date(), limit=CHANGES_PER_TICK)
+            return lambda: plan_loads(
+                store,
+                seq,
+                feeds=set(feeds),
+                customers=set(customer_ids),
+                start_date=start,
+                end_date=last_partition_date(),
+                limit=CHANGES_PER_TICK,
+            )
 
         def naive():
             return success_snapshot(engine) - before
@@ -237,10 +267,14 @@ def _run_size(url: str, n: int, customers: int, args: argparse.Namespace) -> dic
         out["get_many_s"], _ = median_time(lambda: store.get_many(keys), args.ticks)
         out["requests_s"], _ = median_time(lambda: load_requests(planned.loads, "load|"), args.ticks)
         out["naive_s"], diff = median_time(naive, args.ticks)
-        out.update({
-            "run_requests": len(result.run_requests or []), "planned_loads": len(planned.loads),
-            "naive_new_success": len(diff), "next_cursor": json.loads(result.cursor)["seq"],
-        })
+        out.update(
+            {
+                "run_requests": len(result.run_requests or []),
+                "planned_loads": len(planned.loads),
+                "naive_new_success": len(diff),
+                "next_cursor": json.loads(result.cursor)["seq"],
+            }
+        )
         if n == args.big_at and args.big_changes:
             out["big"] = _big_tick(store, n, customers, feeds, start, tick_from, plan_from, args)
         instance.dispose()
@@ -250,8 +284,16 @@ def _run_size(url: str, n: int, customers: int, args: argparse.Namespace) -> dic
         home.cleanup()
 
 
-def _big_tick(store: StateStore, n: int, customers: int, feeds: list[str], start: date,
-              tick_from, plan_from, args: argparse.Namespace) -> dict:
+def _big_tick(
+    store: StateStore,
+    n: int,
+    customers: int,
+    feeds: list[str],
+    start: date,
+    tick_from,
+    plan_from,
+    args: argparse.Namespace,
+) -> dict:
     """After the 1,000-change figures: ``--big-changes`` more changes, one tick over all of them."""
     seq0, count = store.last_change_seq(), args.big_changes
     log(f"N={n:,}: write {count:,} changes through record_results ...")
@@ -270,11 +312,16 @@ def _big_tick(store: StateStore, n: int, customers: int, feeds: list[str], start
     big["get_many_s"], _ = median_time(lambda: store.get_many(keys), args.ticks)
     big["requests_s"], requests = median_time(lambda: load_requests(planned.loads, "load|"), args.ticks)
     big["rest_s"] = big["tick_s"] - big["plan_loads_s"] - big["requests_s"]
-    big.update({
-        "run_requests": len(result.run_requests or []), "planned_loads": len(planned.loads),
-        "built_requests": len(requests), "problems": len(planned.problems),
-        "next_cursor": json.loads(result.cursor)["seq"], "changes_per_s": count / big["tick_s"],
-    })
+    big.update(
+        {
+            "run_requests": len(result.run_requests or []),
+            "planned_loads": len(planned.loads),
+            "built_requests": len(requests),
+            "problems": len(planned.problems),
+            "next_cursor": json.loads(result.cursor)["seq"],
+            "changes_per_s": count / big["tick_s"],
+        }
+    )
     return big
 
 
@@ -301,8 +348,12 @@ def report(rows: list[dict], args: argparse.Namespace) -> dict:
     small, large = rows[0], rows[-1]
     ratios, targets = {}, {}
     if len(rows) > 1:
-        ratios.update({f"{label.strip()} {large['state_rows']:,}/{small['state_rows']:,}": large[k] / small[k]
-                       for k, label in TIMES})
+        ratios.update(
+            {
+                f"{label.strip()} {large['state_rows']:,}/{small['state_rows']:,}": large[k] / small[k]
+                for k, label in TIMES
+            }
+        )
     for r in rows:
         ratios[f"naive/tick at {r['state_rows']:,}"] = r["naive_s"] / r["tick_s"]
     targets[f"tick <= {TICK_TARGET_S:g} s at {large['state_rows']:,} rows"] = large["tick_s"] <= TICK_TARGET_S
@@ -313,17 +364,22 @@ def report(rows: list[dict], args: argparse.Namespace) -> dict:
         if "big" in r:
             big = r["big"]
             ratios[f"tick {big['changes']:,}/{CHANGES:,} changes at {r['state_rows']:,}"] = big["tick_s"] / r["tick_s"]
-            targets[f"{big['changes']:,} changes in one tick < {BIG_TICK_TARGET_S:g} s"] = big["tick_s"] < BIG_TICK_TARGET_S
+            targets[f"{big['changes']:,} changes in one tick < {BIG_TICK_TARGET_S:g} s"] = (
+                big["tick_s"] < BIG_TICK_TARGET_S
+            )
     return {"sizes": rows, "ratios": ratios, "targets": targets, "ticks_per_median": args.ticks}
 
 
 def print_table(out: dict) -> None:
     rows = out["sizes"]
-    print(f"gate sensor tick, PostgreSQL state store, {CHANGES:,} changes after the cursor, "
-          f"median of {out['ticks_per_median']} runs each (same cursor)")
+    print(
+        f"gate sensor tick, PostgreSQL state store, {CHANGES:,} changes after the cursor, "
+        f"median of {out['ticks_per_median']} runs each (same cursor)"
+    )
     print(f"{'':40}" + "".join(f"{r['state_rows']:>14,}" for r in rows))
-    print(f"{'layout (customers x feeds x days)':40}"
-          + "".join(f"{r['customers']:>7} x 7 x {r['days']:<3}" for r in rows))
+    print(
+        f"{'layout (customers x feeds x days)':40}" + "".join(f"{r['customers']:>7} x 7 x {r['days']:<3}" for r in rows)
+    )
     print(f"{'fill (s)':40}" + "".join(f"{r['fill_s']:>14.1f}" for r in rows))
     for key, label in TIMES:
         print(f"{label + ' (ms)':40}" + "".join(f"{r[key] * 1000:>14.1f}" for r in rows))
@@ -333,8 +389,10 @@ def print_table(out: dict) -> None:
         if "big" not in r:
             continue
         big = r["big"]
-        print(f"\ngate sensor tick, {big['changes']:,} changes after the cursor (seq {big['cursor']:,}) at "
-              f"{r['state_rows']:,} state rows, median of {out['ticks_per_median']} runs each (same cursor)")
+        print(
+            f"\ngate sensor tick, {big['changes']:,} changes after the cursor (seq {big['cursor']:,}) at "
+            f"{r['state_rows']:,} state rows, median of {out['ticks_per_median']} runs each (same cursor)"
+        )
         for key, label in BIG_TIMES:
             print(f"{label + ' (ms)':52}{big[key] * 1000:>12.1f}")
         for key in ("run_requests", "built_requests", "planned_loads", "problems", "next_cursor"):
@@ -350,8 +408,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100000,1000000", help="state row counts, comma-separated")
     parser.add_argument("--ticks", type=int, default=7, help="ticks per median (>= 5 recommended)")
-    parser.add_argument("--big-changes", type=int, default=CHANGES_PER_TICK,
-                        help=f"changes in the big tick (default CHANGES_PER_TICK = {CHANGES_PER_TICK:,}; 0 skips it)")
+    parser.add_argument(
+        "--big-changes",
+        type=int,
+        default=CHANGES_PER_TICK,
+        help=f"changes in the big tick (default CHANGES_PER_TICK = {CHANGES_PER_TICK:,}; 0 skips it)",
+    )
     parser.add_argument("--big-at", type=int, default=100_000, help="the size (one of --sizes) of the big tick")
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL)
     parser.add_argument("--json", action="store_true")
@@ -359,7 +421,9 @@ def main(argv: list[str] | None = None) -> int:
     sizes = sorted(int(s) for s in args.sizes.split(","))
     if not sizes or sizes[0] < CHANGES or args.ticks < 1:
         parser.error(f"need --sizes >= {CHANGES} and --ticks >= 1")
-    if args.big_changes and (args.big_at not in sizes or not 0 < args.big_changes <= min(CHANGES_PER_TICK, args.big_at)):
+    if args.big_changes and (
+        args.big_at not in sizes or not 0 < args.big_changes <= min(CHANGES_PER_TICK, args.big_at)
+    ):
         parser.error(f"--big-at must be one of --sizes and 0 < --big-changes <= min({CHANGES_PER_TICK:,}, --big-at)")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so a kill still drops the databases
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")

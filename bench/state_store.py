@@ -35,10 +35,11 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from itertools import count
 
 import sqlalchemy as sa
+from pg_scratch import DEFAULT_PG_URL, scratch_database
 
 from gridcat_pipelines.run_ids import new_run_id
 from gridcat_pipelines.state import migrations
@@ -47,7 +48,6 @@ from gridcat_pipelines.state.keys import PartitionKey
 from gridcat_pipelines.state.models import ValidationResult
 from gridcat_pipelines.state.store import StateStore
 from gridcat_pipelines.state.tables import KEY_COLUMNS, partition_state
-from pg_scratch import DEFAULT_PG_URL, scratch_database
 
 PLAIN = "bench_plain_insert"
 _serial = count()
@@ -72,11 +72,20 @@ def results_for(keys: list[PartitionKey]) -> list[ValidationResult]:
 
 def plain_rows(results: list[ValidationResult], version: int = 1) -> list[dict]:
     """The partition_state rows the store writes for these results (at ``version``)."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return [
-        {**dict(zip(KEY_COLUMNS, r.key.as_tuple())), "status": r.status, "current_run_id": r.run_id,
-         "schema_version": r.schema_version, "record_count": r.record_count, "updated_at": now,
-         "error_message": None, "attempt_count": version, "tags": {}, "version": version}
+        {
+            **dict(zip(KEY_COLUMNS, r.key.as_tuple())),
+            "status": r.status,
+            "current_run_id": r.run_id,
+            "schema_version": r.schema_version,
+            "record_count": r.record_count,
+            "updated_at": now,
+            "error_message": None,
+            "attempt_count": version,
+            "tags": {},
+            "version": version,
+        }
         for r in results
     ]
 
@@ -162,7 +171,10 @@ def bench_batched(store: StateStore, plain: sa.Table, args: argparse.Namespace, 
         store_rates.append(rows / store_s)
         plain_rates.append(rows / plain_s)
         ratios.append(store_s / plain_s)
-        print(f"  round {rnd + 1}: store {store_rates[-1]:,.0f}/s  plain {plain_rates[-1]:,.0f}/s  ratio {ratios[-1]:.2f}", file=sys.stderr)
+        print(
+            f"  round {rnd + 1}: store {store_rates[-1]:,.0f}/s  plain {plain_rates[-1]:,.0f}/s  ratio {ratios[-1]:.2f}",
+            file=sys.stderr,
+        )
     median = statistics.median
     return {"batched states/s": pair(median(store_rates), median(plain_rates), median(ratios))}
 
@@ -198,10 +210,12 @@ def run_sqlite(args: argparse.Namespace) -> dict:
 def targets(pg: dict) -> list[dict]:
     rate, ratio = pg["batched states/s"]["store"], pg["batched states/s"]["ratio"]
     new_p50, upd_p50 = pg["single new p50 (ms)"]["store"], pg["single update p50 (ms)"]["store"]
-    checks = [("batched states/s >= 20,000", rate, rate >= 20_000),
-              ("batched time <= 3x plain", ratio, ratio <= 3.0),
-              ("single p50 <= 2 ms (new keys)", new_p50, new_p50 <= 2.0),
-              ("single p50 <= 2 ms (updates)", upd_p50, upd_p50 <= 2.0)]
+    checks = [
+        ("batched states/s >= 20,000", rate, rate >= 20_000),
+        ("batched time <= 3x plain", ratio, ratio <= 3.0),
+        ("single p50 <= 2 ms (new keys)", new_p50, new_p50 <= 2.0),
+        ("single p50 <= 2 ms (updates)", upd_p50, upd_p50 <= 2.0),
+    ]
     return [{"target": t, "value": round(v, 3), "met": ok} for t, v, ok in checks]
 
 

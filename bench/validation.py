@@ -219,7 +219,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "ratio_validation_to_read": round(ratio_read, 2),
         "ratio_jsonschema_to_validation": round(ratio_jsonschema, 1),
         "targets": [
-            {"target": f"validation / read <= {READ_TARGET:g}x", "value": round(ratio_read, 2), "met": ratio_read <= READ_TARGET},
+            {
+                "target": f"validation / read <= {READ_TARGET:g}x",
+                "value": round(ratio_read, 2),
+                "met": ratio_read <= READ_TARGET,
+            },
             {
                 "target": f"per-row jsonschema / validation >= {JSONSCHEMA_TARGET:g}x",
                 "value": round(ratio_jsonschema, 1),
@@ -232,14 +236,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def print_table(fig: dict[str, Any]) -> None:
     """The figures as the human-readable table."""
     b = fig["breakdown_s"]
-    print(f"feed {fig['feed']}: {fig['rows']:,} rows x {fig['columns']} columns, {fig['file_mb']} MB Parquet; "
-          f"median of {fig['reps']} reps")
+    print(
+        f"feed {fig['feed']}: {fig['rows']:,} rows x {fig['columns']} columns, {fig['file_mb']} MB Parquet; "
+        f"median of {fig['reps']} reps"
+    )
     print(f"  (a) read Parquet (floor)                 {fig['read_s'] * 1000:10.1f} ms")
-    print(f"  (b) full validation (validate_run)       {fig['validation_s'] * 1000:10.1f} ms   "
-          f"[metadata+verify_files {b['metadata_and_verify_files'] * 1000:.1f} ms, read {b['sink_read_table'] * 1000:.1f} ms, "
-          f"rules {b['rules'] * 1000:.1f} ms]")
-    print(f"  (c) per-row jsonschema, {fig['jsonschema_sample_rows']:,} rows        {fig['jsonschema_sample_s'] * 1000:10.1f} ms"
-          f"   -> {fig['rows']:,} rows extrapolated: {fig['jsonschema_extrapolated_s']:.1f} s")
+    print(
+        f"  (b) full validation (validate_run)       {fig['validation_s'] * 1000:10.1f} ms   "
+        f"[metadata+verify_files {b['metadata_and_verify_files'] * 1000:.1f} ms, read {b['sink_read_table'] * 1000:.1f} ms, "
+        f"rules {b['rules'] * 1000:.1f} ms]"
+    )
+    print(
+        f"  (c) per-row jsonschema, {fig['jsonschema_sample_rows']:,} rows        {fig['jsonschema_sample_s'] * 1000:10.1f} ms"
+        f"   -> {fig['rows']:,} rows extrapolated: {fig['jsonschema_extrapolated_s']:.1f} s"
+    )
     print(f"  report passed: {fig['report_passed']} ({', '.join(f'{k}={v}' for k, v in fig['rules'].items())})")
     print("targets:")
     for t in fig["targets"]:

@@ -27,6 +27,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # environment, so the value never reaches the Dagster UI, run config or logs.
 SECRET_VARIABLES = ("GRIDCAT_DB_URL", "GRIDCAT_WAREHOUSE_URL")
 
+
 @dataclass(frozen=True)
 class Settings:
     """Locations and URLs resolved from the environment once, then passed around explicitly."""
@@ -53,7 +54,7 @@ class Settings:
         return self.home / "warehouse"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Resolve settings from ``env`` (default: ``os.environ``)."""
         process = env is None
         env = os.environ if env is None else env

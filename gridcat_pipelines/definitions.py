@@ -21,7 +21,9 @@ from gridcat_pipelines.defs.retention.definitions import build_retention_defs
 from gridcat_pipelines.defs.tag_facets.definitions import build_tag_facet_defs
 
 
-def build_defs(settings: Settings | None = None, *, ads_source: dg.ConfigurableResource | None = None) -> dg.Definitions:
+def build_defs(
+    settings: Settings | None = None, *, ads_source: dg.ConfigurableResource | None = None
+) -> dg.Definitions:
     """All of gridcat's definitions for ``settings`` (default: from the environment)."""
     settings = settings or Settings.from_env()
     config = settings.pipeline_config()

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gridcat_pipelines.errors import NOT_FOUND, GridcatError, invalid_argument
@@ -69,16 +69,16 @@ def apply_retention(
     """Delete (or with ``dry_run`` list) superseded, unpinned raw runs older than ``older_than_days``."""
     if isinstance(older_than_days, bool) or not isinstance(older_than_days, (int, float)) or older_than_days < 0:
         raise invalid_argument(f"older-than {older_than_days!r} must be a number of days >= 0")
-    cutoff = (now or datetime.now(timezone.utc)) - timedelta(days=older_than_days)
+    cutoff = (now or datetime.now(UTC)) - timedelta(days=older_than_days)
     report = RetentionReport(dry_run=dry_run)
     runs = list(sink.iter_all_runs(include_incomplete=True))
     for start in range(0, len(runs), BATCH):
-        batch = runs[start:start + BATCH]
+        batch = runs[start : start + BATCH]
         candidates = _candidates(report, batch, store.get_many({r.key for r in batch}), leases.pinned_runs(), cutoff)
         if dry_run:
             report.runs.extend(_describe(run) for run in candidates)
         elif candidates:
-            for run in _tombstone(report, store, leases, candidates, now or datetime.now(timezone.utc)):
+            for run in _tombstone(report, store, leases, candidates, now or datetime.now(UTC)):
                 try:
                     sink.delete_run(run.key, run.run_id)
                 except GridcatError as exc:
@@ -130,10 +130,18 @@ def _tombstone(report: RetentionReport, store: StateStore, leases: LeaseStore, c
             deletable.append(run)
         if deletable:
             stmt = dialect_insert(store.dialect, raw_run_tombstone).on_conflict_do_nothing()
-            held.conn.execute(stmt, [
-                {**dict(zip(KEY_COLUMNS, run.key.as_tuple())), "run_id": run.run_id, "path": run.uri, "deleted_at": now}
-                for run in deletable
-            ])
+            held.conn.execute(
+                stmt,
+                [
+                    {
+                        **dict(zip(KEY_COLUMNS, run.key.as_tuple())),
+                        "run_id": run.run_id,
+                        "path": run.uri,
+                        "deleted_at": now,
+                    }
+                    for run in deletable
+                ],
+            )
     return deletable
 
 

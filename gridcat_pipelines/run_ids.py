@@ -14,13 +14,11 @@ import re
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from gridcat_pipelines.errors import invalid_argument
 
-_UUID7_RE = re.compile(
-    r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
-)
+_UUID7_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 _lock = threading.Lock()
 _last_ms = -1
@@ -69,8 +67,7 @@ def parse_run_id(value: str) -> str:
     canonical = value.strip().lower()
     if not _UUID7_RE.match(canonical):
         raise invalid_argument(
-            f"run_id {value!r} is not a UUIDv7 (RFC 9562): expected "
-            "xxxxxxxx-xxxx-7xxx-[89ab]xxx-xxxxxxxxxxxx"
+            f"run_id {value!r} is not a UUIDv7 (RFC 9562): expected xxxxxxxx-xxxx-7xxx-[89ab]xxx-xxxxxxxxxxxx"
         )
     return canonical
 
@@ -85,6 +82,6 @@ def run_id_created_at(run_id: str) -> datetime:
     the year 9999 is clamped to ``datetime.max`` (such ids are refused when recorded)."""
     ms = run_id_millis(run_id)
     try:
-        return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+        return datetime.fromtimestamp(ms / 1000, tz=UTC)
     except (OverflowError, ValueError, OSError):
-        return datetime.max.replace(tzinfo=timezone.utc)
+        return datetime.max.replace(tzinfo=UTC)

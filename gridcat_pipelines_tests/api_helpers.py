@@ -55,7 +55,7 @@ class ApiServer:
     port: int = 0
     proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 60.0) -> "ApiServer":
+    def start(self, timeout: float = 60.0) -> ApiServer:
         """Start and wait until ``/healthz`` answers 200."""
         self.port = free_port()
         env = {
@@ -66,7 +66,16 @@ class ApiServer:
             "GRIDCAT_API_READ_TOKENS": READ,
             **self.env,
         }
-        args = [sys.executable, "-m", "gridcat_pipelines.cli.main", "serve", "--port", str(self.port), "--log-level", "warning"]
+        args = [
+            sys.executable,
+            "-m",
+            "gridcat_pipelines.cli.main",
+            "serve",
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+        ]
         if self.no_auth:
             args.append("--no-auth")
         self.log_path = self.home / f"serve-{self.port}.log"
@@ -89,7 +98,7 @@ class ApiServer:
         """What the server printed so far."""
         return self.log_path.read_text(errors="replace")
 
-    def client(self, token: str | None = ADMIN) -> "Client":
+    def client(self, token: str | None = ADMIN) -> Client:
         """A client with ``token`` (``None``: no Authorization header)."""
         return Client("127.0.0.1", self.port, token)
 
@@ -115,8 +124,15 @@ class Client:
         self.host, self.port, self.token = host, port, token
         self.conn: http.client.HTTPConnection | None = None
 
-    def request(self, method: str, path: str, body: Any = None, *, headers: dict[str, str] | None = None,
-                raw: bytes | None = None) -> Reply:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        headers: dict[str, str] | None = None,
+        raw: bytes | None = None,
+    ) -> Reply:
         """Send one request; ``raw`` bytes go as-is, ``body`` as JSON."""
         hdrs = {"Content-Type": "application/json"}
         if self.token is not None:

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-from gridcat_pipelines.state import StateStore
-from gridcat_pipelines.state import migrations
+from gridcat_pipelines.state import StateStore, migrations
 from gridcat_pipelines.state.db import create_state_engine
+from gridcat_pipelines_tests.gate_helpers import env  # noqa: F401 - the gate tests' fixture
 from gridcat_pipelines_tests.pg_harness import DatabaseFactory, server_url
 
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")

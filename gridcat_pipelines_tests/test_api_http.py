@@ -9,6 +9,7 @@ import http.client
 import itertools
 import json
 from collections.abc import Iterator
+from datetime import UTC
 
 import pytest
 import sqlalchemy as sa
@@ -53,7 +54,11 @@ def key(**extra) -> dict:
 
 
 def rpc(client: Client, method: str, message: dict, **kw):
-    service = "StateService" if method in {"GetState", "ListStates", "GetStateHistory", "RecordResult", "SetAuthoritative"} else "StateFacetService"
+    service = (
+        "StateService"
+        if method in {"GetState", "ListStates", "GetStateHistory", "RecordResult", "SetAuthoritative"}
+        else "StateFacetService"
+    )
     path = f"/gridapi.v1.{service}/{method}"
     reply = client.request("POST", path, message, **kw)
     return reply, check_response("POST", path, reply)
@@ -110,11 +115,11 @@ def test_unknown_key_is_pending_with_no_run(admin: Client):
 
 
 def test_a_future_day_or_run_id_is_invalid_argument_and_changes_nothing(admin: Client):
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from gridcat_pipelines.run_ids import run_id_at
 
-    ahead = datetime.now(timezone.utc) + timedelta(days=2)
+    ahead = datetime.now(UTC) + timedelta(days=2)
     k = key(logical_date=ahead.date().isoformat())
     reply, body = rpc(admin, "RecordResult", {**k, "run_id": new_run_id(), "status": "success"})
     assert reply.status == 400 and body["code"] == "invalid_argument" and "logical_date" in body["message"]
@@ -129,7 +134,9 @@ def test_a_future_day_or_run_id_is_invalid_argument_and_changes_nothing(admin: C
 def test_record_get_history_and_set_authoritative(admin: Client):
     k = key(customer_id="123-456-" + str(next(_customers)))
     older, newer = new_run_id(), new_run_id()
-    reply, body = rpc(admin, "RecordResult", {**k, "run_id": older, "status": "success", "record_count": 3, "tags": {"env": "prod"}})
+    reply, body = rpc(
+        admin, "RecordResult", {**k, "run_id": older, "status": "success", "record_count": 3, "tags": {"env": "prod"}}
+    )
     assert reply.status == 200 and body["outcome"] == "applied"
     assert "-" not in body["state"]["customer_id"], "hyphens normalised"
     _, body = rpc(admin, "RecordResult", {**k, "run_id": newer, "status": "failed", "error_message": "rows missing"})
@@ -149,8 +156,14 @@ def test_record_get_history_and_set_authoritative(admin: Client):
 
 def test_camel_case_fields_are_accepted(admin: Client):
     k = key()
-    camel = {"customerId": k["customer_id"], "queryName": "campaign", "logicalDate": "2026-11-01",
-             "runId": new_run_id(), "status": "success", "recordCount": 7}
+    camel = {
+        "customerId": k["customer_id"],
+        "queryName": "campaign",
+        "logicalDate": "2026-11-01",
+        "runId": new_run_id(),
+        "status": "success",
+        "recordCount": 7,
+    }
     reply, body = rpc(admin, "RecordResult", camel)
     assert reply.status == 200 and body["state"]["record_count"] == 7
     reply, body = rpc(admin, "ListStates", {"customerId": k["customer_id"], "pageSize": 5})
@@ -166,7 +179,7 @@ def test_camel_case_fields_are_accepted(admin: Client):
         (b'{"customer_id": "abc", "query_name": "campaign", "logical_date": "2026-11-01"}', "customer_id"),
         (b'{"customer_id": "1", "query_name": "campaign", "logical_date": "2026-02-30"}', "2026-02-30"),
         (b'{"customer_id": "1", "query_name": "campaign"', "not valid JSON"),
-        (b'[1, 2]', "JSON object"),
+        (b"[1, 2]", "JSON object"),
         (b'{"customer_id": "1", "query_name": "camp\\u0000aign", "logical_date": "2026-11-01"}', "NUL"),
         (b'{"customer_id": "1", "query_name": "\\ud800", "logical_date": "2026-11-01"}', "surrogate"),
         (b'{"customer_id": "1", "customerId": "2", "query_name": "c", "logical_date": "2026-11-01"}', "twice"),
@@ -182,7 +195,9 @@ def test_bad_requests_are_invalid_argument(admin: Client, raw: bytes, fragment: 
 
 
 def test_record_count_out_of_range_is_invalid(admin: Client):
-    reply, body = rpc(admin, "RecordResult", {**key(), "run_id": new_run_id(), "status": "success", "record_count": 2**70})
+    reply, body = rpc(
+        admin, "RecordResult", {**key(), "run_id": new_run_id(), "status": "success", "record_count": 2**70}
+    )
     assert reply.status == 400 and body["code"] == "invalid_argument"
 
 
@@ -198,8 +213,13 @@ def test_oversized_chunked_body_is_413(server: ApiServer):
     """No Content-Length: the limit is enforced while reading."""
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     chunks = (b"{" + b" " * 65536 for _ in range(40))
-    conn.request("POST", STATE + "GetState", body=chunks, encode_chunked=True,
-                 headers={"Authorization": "Bearer admin-token-for-tests", "Content-Type": "application/json"})
+    conn.request(
+        "POST",
+        STATE + "GetState",
+        body=chunks,
+        encode_chunked=True,
+        headers={"Authorization": "Bearer admin-token-for-tests", "Content-Type": "application/json"},
+    )
     resp = conn.getresponse()
     assert resp.status == 413 and json.loads(resp.read())["code"] == "resource_exhausted"
     conn.close()
@@ -214,7 +234,9 @@ def test_wrong_method_unknown_path_and_content_type(admin: Client):
     assert reply.status == 405
     reply = admin.request("POST", "/gridapi.v1.StateService/Nope", {})
     assert reply.status == 404 and reply.body["code"] == "not_found"
-    reply = admin.request("POST", STATE + "GetState", raw=json.dumps(key()).encode(), headers={"Content-Type": "text/plain"})
+    reply = admin.request(
+        "POST", STATE + "GetState", raw=json.dumps(key()).encode(), headers={"Content-Type": "text/plain"}
+    )
     assert reply.status == 415 and reply.body["code"] == "invalid_argument"
 
 
@@ -230,11 +252,19 @@ def test_idempotency_key_replays_the_first_response(admin: Client):
     assert again.raw == first.raw and again.headers.get("idempotent-replayed") == "true"
     assert "idempotent-replayed" not in first.headers
     # camelCase spelling of the same request is the same request
-    camel = {"customerId": k["customer_id"], "queryName": "campaign", "logicalDate": "2026-11-01",
-             "runId": message["run_id"], "status": "success", "recordCount": 1}
+    camel = {
+        "customerId": k["customer_id"],
+        "queryName": "campaign",
+        "logicalDate": "2026-11-01",
+        "runId": message["run_id"],
+        "status": "success",
+        "recordCount": 1,
+    }
     third, _ = rpc(admin, "RecordResult", camel, headers={"Idempotency-Key": "rec-1-" + k["customer_id"]})
     assert third.raw == first.raw
-    other, body = rpc(admin, "RecordResult", {**message, "record_count": 2}, headers={"Idempotency-Key": "rec-1-" + k["customer_id"]})
+    other, body = rpc(
+        admin, "RecordResult", {**message, "record_count": 2}, headers={"Idempotency-Key": "rec-1-" + k["customer_id"]}
+    )
     assert other.status == 422 and body["code"] == "invalid_argument"
     _, state = rpc(admin, "GetState", k)
     assert state["state"]["version"] == 1 and state["state"]["record_count"] == 1
@@ -250,8 +280,12 @@ def test_an_error_is_replayed_too(admin: Client):
 
 
 def test_a_bad_idempotency_key_is_invalid(admin: Client):
-    reply, body = rpc(admin, "RecordResult", {**key(), "run_id": new_run_id(), "status": "success"},
-                      headers={"Idempotency-Key": "x" * 300})
+    reply, body = rpc(
+        admin,
+        "RecordResult",
+        {**key(), "run_id": new_run_id(), "status": "success"},
+        headers={"Idempotency-Key": "x" * 300},
+    )
     assert reply.status == 400 and body["code"] == "invalid_argument"
 
 
@@ -267,11 +301,15 @@ def test_facet_lifecycle_over_rpc(admin: Client, server: ApiServer):
     assert again.status == 409 and body["code"] == "already_exists"
     _, listed = rpc(admin, "ListFacets", {})
     assert "team_http" in [f["key_name"] for f in listed["facets"]]
-    reply, job = rpc(admin, "TriggerFacetBackfill", {"facet_id": facet["facet_id"], "mode": "MISSING_ONLY", "batch_size": 500})
+    reply, job = rpc(
+        admin, "TriggerFacetBackfill", {"facet_id": facet["facet_id"], "mode": "MISSING_ONLY", "batch_size": 500}
+    )
     assert reply.status == 200 and job["status"] == "PENDING"
     _, status = rpc(admin, "FacetBackfillStatus", {"job_id": job["job_id"]})
     assert status["status"] in ("PENDING", "RUNNING", "SUCCEEDED") and status["job_id"] == job["job_id"]
-    _, page = rpc(admin, "ListStates", {"filters": [{"key": "team_http", "op": "EQ", "value": {"stringValue": "core"}}]})
+    _, page = rpc(
+        admin, "ListStates", {"filters": [{"key": "team_http", "op": "EQ", "value": {"stringValue": "core"}}]}
+    )
     assert [s["customer_id"] for s in page["states"]] == [k["customer_id"]]
     assert page["applied_facets"] + page["non_facet_filters"] == ["team_http"]
     _, compliance = rpc(admin, "ListFacetCompliance", {})
@@ -290,7 +328,11 @@ def test_facet_lifecycle_over_rpc(admin: Client, server: ApiServer):
         ("PromoteFacet", {"key_name": "x", "column_name": "select"}, "invalid_argument"),
         ("PromoteFacet", {"key_name": "bad key; drop table"}, "invalid_argument"),
         ("TriggerFacetBackfill", {"facet_id": "00000000-0000-4000-8000-000000000000"}, "not_found"),
-        ("TriggerFacetBackfill", {"facet_id": "00000000-0000-4000-8000-000000000000", "mode": "SOME"}, "invalid_argument"),
+        (
+            "TriggerFacetBackfill",
+            {"facet_id": "00000000-0000-4000-8000-000000000000", "mode": "SOME"},
+            "invalid_argument",
+        ),
         ("FacetBackfillStatus", {"job_id": "nope"}, "invalid_argument"),
         ("ListStates", {"filters": [{"key": "nokey", "op": "EQ", "value": {"stringValue": "v"}}]}, "invalid_argument"),
         ("ListStates", {"page_size": -1}, "invalid_argument"),
@@ -306,8 +348,17 @@ def test_facet_and_listing_errors(admin: Client, method, message, code):
 def test_list_states_pages_visit_every_row_once(admin: Client):
     customer = str(next(_customers))
     for day in range(1, 8):
-        rpc(admin, "RecordResult", {"customer_id": customer, "query_name": "campaign", "logical_date": f"2026-10-0{day}",
-                                    "run_id": new_run_id(), "status": "success"})
+        rpc(
+            admin,
+            "RecordResult",
+            {
+                "customer_id": customer,
+                "query_name": "campaign",
+                "logical_date": f"2026-10-0{day}",
+                "run_id": new_run_id(),
+                "status": "success",
+            },
+        )
     seen, token = [], ""
     while True:
         _, page = rpc(admin, "ListStates", {"customer_id": customer, "page_size": 3, "page_token": token})
@@ -320,12 +371,16 @@ def test_list_states_pages_visit_every_row_once(admin: Client):
     assert reply.status == 400
 
 
-# ------------------------------------------------------------------- seed 003 REST
+# ------------------------------------------------------------------- the facet-type catalog spec REST
 
 
 def test_facet_type_rest_crud(admin: Client, server: ApiServer):
-    descriptor = {"typeKey": "http-test-type", "displayName": "HTTP test", "applicableTo": ["TABLE"],
-                  "contentSchema": {"type": "object", "required": ["owner"], "properties": {"owner": {"type": "string"}}}}
+    descriptor = {
+        "typeKey": "http-test-type",
+        "displayName": "HTTP test",
+        "applicableTo": ["TABLE"],
+        "contentSchema": {"type": "object", "required": ["owner"], "properties": {"owner": {"type": "string"}}},
+    }
     created = admin.request("POST", "/metadata/facet-types", descriptor)
     body = check_response("POST", "/metadata/facet-types", created)
     assert created.status == 201 and body["typeKey"] == "http-test-type" and body["revision"] == 1
@@ -335,13 +390,18 @@ def test_facet_type_rest_crud(admin: Client, server: ApiServer):
     got = admin.get("/metadata/facet-types/http-test-type")
     assert check_response("GET", "/metadata/facet-types/{typeKey}", got)["contentSchema"] == descriptor["contentSchema"]
     put = admin.request("PUT", "/metadata/facet-types/http-test-type", {**descriptor, "displayName": "renamed"})
-    assert put.status == 200 and check_response("PUT", "/metadata/facet-types/{typeKey}", put)["displayName"] == "renamed"
+    assert (
+        put.status == 200 and check_response("PUT", "/metadata/facet-types/{typeKey}", put)["displayName"] == "renamed"
+    )
     mismatch = admin.request("PUT", "/metadata/facet-types/http-test-type", {**descriptor, "typeKey": "other"})
     assert mismatch.status == 400
     listed = check_response("GET", "/metadata/facet-types", admin.get("/metadata/facet-types"))
     assert "http-test-type" in [d["typeKey"] for d in listed["facetTypes"]]
     deleted = admin.request("DELETE", "/metadata/facet-types/http-test-type")
-    assert deleted.status == 200 and check_response("DELETE", "/metadata/facet-types/{typeKey}", deleted)["deleted"] == "http-test-type"
+    assert (
+        deleted.status == 200
+        and check_response("DELETE", "/metadata/facet-types/{typeKey}", deleted)["deleted"] == "http-test-type"
+    )
     gone = admin.get("/metadata/facet-types/http-test-type")
     assert gone.status == 404 and check_response("GET", "/metadata/facet-types/{typeKey}", gone)["code"] == "not_found"
     platform = next(d["typeKey"] for d in listed["facetTypes"] if d["mandatory"])
@@ -359,7 +419,9 @@ def test_entities_rest(admin: Client):
     assert admin.get("/metadata/entities?colour=blue").status == 400
     assert admin.get("/metadata/entities?page_size=abc").status == 400
     missing = admin.get("/metadata/entities/no.such.entity")
-    assert missing.status == 404 and check_response("GET", "/metadata/entities/{entityId}", missing)["code"] == "not_found"
+    assert (
+        missing.status == 404 and check_response("GET", "/metadata/entities/{entityId}", missing)["code"] == "not_found"
+    )
     entity = {"id": "gridcat.http.table", "type": "TABLE", "facets": {"http-unknown": {"global": {"a": 1}}}}
     report = admin.request("POST", "/metadata/entities/validate", entity)
     body = check_response("POST", "/metadata/entities/validate", report)
@@ -372,7 +434,9 @@ def test_healthz_is_503_when_the_database_is_gone(pg_url, pg_databases, tmp_path
     still shuts down cleanly."""
     srv = ApiServer(pg_url, tmp_path).start()
     try:
-        admin_engine = sa.create_engine(pg_databases.admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+        admin_engine = sa.create_engine(
+            pg_databases.admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool
+        )
         with admin_engine.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE "{sa.engine.make_url(pg_url).database}" WITH (FORCE)')
         admin_engine.dispose()
@@ -400,7 +464,9 @@ def test_a_key_in_flight_is_409_aborted_then_replayed(pg_url, tmp_path):
             conn.exec_driver_sql("LOCK TABLE partition_state IN ACCESS EXCLUSIVE MODE")
 
             def send_first() -> None:
-                first["reply"] = srv.client().rpc("StateFacetService", "PromoteFacet", {"key_name": "inflight"}, headers=headers)
+                first["reply"] = srv.client().rpc(
+                    "StateFacetService", "PromoteFacet", {"key_name": "inflight"}, headers=headers
+                )
 
             thread = threading.Thread(target=send_first)
             thread.start()

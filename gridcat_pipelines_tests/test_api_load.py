@@ -30,9 +30,22 @@ def test_schemathesis_finds_no_server_error_and_no_schema_break(request, tmp_pat
     try:
         cli = Path(sys.executable).with_name("schemathesis")
         result = subprocess.run(
-            [str(cli), "run", f"http://127.0.0.1:{srv.port}/openapi.json", "-H", f"Authorization: Bearer {ADMIN}",
-             "--checks", "not_a_server_error,response_schema_conformance", "--max-examples", "15", "--no-color"],
-            cwd=tmp_path, capture_output=True, text=True, timeout=900,
+            [
+                str(cli),
+                "run",
+                f"http://127.0.0.1:{srv.port}/openapi.json",
+                "-H",
+                f"Authorization: Bearer {ADMIN}",
+                "--checks",
+                "not_a_server_error,response_schema_conformance",
+                "--max-examples",
+                "15",
+                "--no-color",
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=900,
             env={**os.environ, "SCHEMATHESIS_HOOKS": ""},
         )
         tail = (result.stdout + result.stderr)[-6000:]
@@ -46,7 +59,10 @@ def test_schemathesis_finds_no_server_error_and_no_schema_break(request, tmp_pat
 @pytest.mark.multiprocess
 def test_sixteen_concurrent_clients(pg_url, tmp_path):
     srv = ApiServer(pg_url, tmp_path).start()
-    shared = [{"customer_id": str(9_100_000_000 + i), "query_name": "campaign", "logical_date": "2026-11-02"} for i in range(4)]
+    shared = [
+        {"customer_id": str(9_100_000_000 + i), "query_name": "campaign", "logical_date": "2026-11-02"}
+        for i in range(4)
+    ]
     statuses: list[int] = []
     offered: dict[str, list[str]] = defaultdict(list)  # customer -> run ids offered (one per distinct request)
     mismatched_replays: list[str] = []
@@ -63,14 +79,21 @@ def test_sixteen_concurrent_clients(pg_url, tmp_path):
                 facet = check_response("POST", "/gridapi.v1.StateFacetService/PromoteFacet", reply)
                 assert reply.status == 200, facet
                 for mode in ("FULL", "MISSING_ONLY"):
-                    job = client.rpc("StateFacetService", "TriggerFacetBackfill", {"facet_id": facet["facet_id"], "mode": mode})
+                    job = client.rpc(
+                        "StateFacetService", "TriggerFacetBackfill", {"facet_id": facet["facet_id"], "mode": mode}
+                    )
                     with lock:
                         statuses.append(job.status)
             for i in range(12):
                 target = shared[(n + i) % len(shared)]
                 run_id = new_run_id()
-                message = {**target, "run_id": run_id, "status": "success" if i % 3 else "failed",
-                           "record_count": i, "tags": {f"load_key_{n % 2}": f"v{i % 3}"}}
+                message = {
+                    **target,
+                    "run_id": run_id,
+                    "status": "success" if i % 3 else "failed",
+                    "record_count": i,
+                    "tags": {f"load_key_{n % 2}": f"v{i % 3}"},
+                }
                 if message["status"] == "failed":
                     message["error_message"] = "synthetic failure"
                 idem = {"Idempotency-Key": f"load-{n}-{i}"}

@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -48,7 +48,11 @@ def _serve(tmp_path, sqlite_url, *args, **env):
     full_env.update(GRIDCAT_DB_URL=sqlite_url, GRIDCAT_HOME=str(tmp_path), **env)
     return subprocess.run(
         [sys.executable, "-m", "gridcat_pipelines.cli.main", "serve", *args],
-        env=full_env, capture_output=True, text=True, timeout=60, cwd=REPO,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
     )
 
 
@@ -76,7 +80,9 @@ def test_serve_says_when_the_schema_is_behind(tmp_path):
 
 
 def test_no_auth_serves_every_method_without_a_token(tmp_path, sqlite_url):
-    srv = ApiServer(sqlite_url, tmp_path, no_auth=True, env={"GRIDCAT_API_ADMIN_TOKENS": "", "GRIDCAT_API_READ_TOKENS": ""}).start()
+    srv = ApiServer(
+        sqlite_url, tmp_path, no_auth=True, env={"GRIDCAT_API_ADMIN_TOKENS": "", "GRIDCAT_API_READ_TOKENS": ""}
+    ).start()
     try:
         reply = srv.client(None).rpc("StateFacetService", "ListFacets")
         assert reply.status == 200 and reply.body == {"facets": []}
@@ -131,7 +137,7 @@ def test_sigterm_with_idle_keepalive_connections_exits_at_once(tmp_path, sqlite_
 
 class Clock:
     def __init__(self):
-        self.now = datetime(2026, 11, 1, tzinfo=timezone.utc)
+        self.now = datetime(2026, 11, 1, tzinfo=UTC)
 
     def __call__(self) -> datetime:
         return self.now
@@ -222,7 +228,11 @@ from gridcat_pipelines.api import messages  # noqa: E402
 from gridcat_pipelines.api.schemas import REQUESTS  # noqa: E402
 
 _json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**65), 2**65) | st.floats(allow_nan=False) | st.text(max_size=12)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**65), 2**65)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=12)
     | st.sampled_from(["1234567890", "2026-11-01", "campaign", "success", "FULL", "EQ", "env", "123-456"]),
     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
     max_leaves=8,
@@ -234,7 +244,11 @@ _json_values = st.recursive(
 def test_fast_path_never_accepts_what_jsonschema_rejects(name, data):
     schema = REQUESTS[name]
     fields = sorted(schema.get("properties", {}))
-    value = data.draw(st.dictionaries(st.sampled_from(fields + ["unknown"]) if fields else st.just("unknown"), _json_values, max_size=6))
+    value = data.draw(
+        st.dictionaries(
+            st.sampled_from(fields + ["unknown"]) if fields else st.just("unknown"), _json_values, max_size=6
+        )
+    )
     if messages._plainly_valid(value, schema):
         assert Draft202012Validator(schema).is_valid(value), (name, value)
 
@@ -247,13 +261,31 @@ def _serve_logging(tmp_path, sqlite_url, *args):
     from gridcat_pipelines_tests.api_helpers import Client, free_port
 
     port = free_port()
-    env = {**os.environ, "GRIDCAT_DB_URL": sqlite_url, "GRIDCAT_HOME": str(tmp_path),
-           "GRIDCAT_API_ADMIN_TOKENS": ADMIN, "GRIDCAT_API_READ_TOKENS": ""}
+    env = {
+        **os.environ,
+        "GRIDCAT_DB_URL": sqlite_url,
+        "GRIDCAT_HOME": str(tmp_path),
+        "GRIDCAT_API_ADMIN_TOKENS": ADMIN,
+        "GRIDCAT_API_READ_TOKENS": "",
+    }
     log_path = tmp_path / f"serve-{port}.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gridcat_pipelines.cli.main", "serve", "--port", str(port), "--log-level", "info", *args],
-            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+            [
+                sys.executable,
+                "-m",
+                "gridcat_pipelines.cli.main",
+                "serve",
+                "--port",
+                str(port),
+                "--log-level",
+                "info",
+                *args,
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
         )
     deadline = time.monotonic() + 60
     while True:
@@ -286,7 +318,9 @@ def test_serve_logs_one_text_line_per_request_with_a_timestamp(tmp_path, sqlite_
     assert all(re.match(stamp + r" (DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+: ", line) for line in lines), lines
     rpc = [line for line in lines if "POST /gridapi.v1.StateFacetService/ListFacets" in line]
     assert len(rpc) == 1, lines
-    assert re.fullmatch(stamp + r" INFO gridcat\.api\.access: POST /gridapi\.v1\.StateFacetService/ListFacets 200 \d+\.\d ms", rpc[0])
+    assert re.fullmatch(
+        stamp + r" INFO gridcat\.api\.access: POST /gridapi\.v1\.StateFacetService/ListFacets 200 \d+\.\d ms", rpc[0]
+    )
     assert any(re.search(r"gridcat\.api\.access: GET /v1/no-such-path 404 \d+\.\d ms$", line) for line in lines)
     assert any("gridcat.api.server: gridcat serve: http://127.0.0.1:" in line for line in lines)
     assert any("uvicorn.error: Application startup complete." in line for line in lines)

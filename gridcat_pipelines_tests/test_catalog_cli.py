@@ -43,13 +43,30 @@ def _error(stderr: str) -> dict:
 def test_facet_types_list_get_apply_delete(cli):
     code, out, _ = cli("facet-types", "list", "--json")
     listed = json.loads(out)["facetTypes"]
-    assert code == 0 and [d["typeKey"] for d in listed] == ["concept", "descriptive", "relation", "structural", "value-mapping"]
+    assert code == 0 and [d["typeKey"] for d in listed] == [
+        "concept",
+        "descriptive",
+        "relation",
+        "structural",
+        "value-mapping",
+    ]
 
     code, out, _ = cli("facet-types", "get", "structural", "--json")
     d = json.loads(out)
     assert code == 0 and list(d) == [
-        "typeKey", "mandatory", "enabled", "displayName", "description", "applicableTo", "version",
-        "contentSchema", "createdAt", "updatedAt", "createdBy", "updatedBy", "revision",
+        "typeKey",
+        "mandatory",
+        "enabled",
+        "displayName",
+        "description",
+        "applicableTo",
+        "version",
+        "contentSchema",
+        "createdAt",
+        "updatedAt",
+        "createdBy",
+        "updatedBy",
+        "revision",
     ]
     assert (d["mandatory"], d["enabled"], d["applicableTo"]) == (True, True, ["TABLE", "ATTRIBUTE"])
 
@@ -75,7 +92,9 @@ def test_facet_types_errors(cli, tmp_path):
         code, _, err = cli("facet-types", "delete", key)
         assert code == 1 and _error(err)["code"] == "FAILED_PRECONDITION"
     disable = tmp_path / "disable.yaml"
-    disable.write_text("facet-types:\n  - typeKey: relation\n    mandatory: true\n    enabled: false\n    applicableTo: [TABLE]\n")
+    disable.write_text(
+        "facet-types:\n  - typeKey: relation\n    mandatory: true\n    enabled: false\n    applicableTo: [TABLE]\n"
+    )
     code, _, err = cli("facet-types", "apply", "-f", str(disable))
     assert code == 1 and _error(err)["code"] == "FAILED_PRECONDITION"
     bad = tmp_path / "bad.yaml"
@@ -101,7 +120,9 @@ def test_entities_sync_list_get_validate(cli, tmp_path):
 
     ids, token = [], ""
     while True:
-        argv = ["entities", "list", "--type", "TABLE", "--page-size", "4", "--json"] + (["--page-token", token] if token else [])
+        argv = ["entities", "list", "--type", "TABLE", "--page-size", "4", "--json"] + (
+            ["--page-token", token] if token else []
+        )
         code, out, _ = cli(*argv)
         page = json.loads(out)
         assert code == 0 and set(page) == {"entities", "next_page_token"}
@@ -111,7 +132,15 @@ def test_entities_sync_list_get_validate(cli, tmp_path):
         if not token:
             break
     assert "google_ads.ad_group" in ids and len(ids) == len(set(ids)) == 7
-    code, _, err = cli("entities", "list", "--type", "ATTRIBUTE", "--page-token", cli("entities", "list", "--type", "TABLE", "--page-size", "1", "--json")[1] and json.loads(cli("entities", "list", "--type", "TABLE", "--page-size", "1", "--json")[1])["next_page_token"])
+    code, _, err = cli(
+        "entities",
+        "list",
+        "--type",
+        "ATTRIBUTE",
+        "--page-token",
+        cli("entities", "list", "--type", "TABLE", "--page-size", "1", "--json")[1]
+        and json.loads(cli("entities", "list", "--type", "TABLE", "--page-size", "1", "--json")[1])["next_page_token"],
+    )
     assert code == 1 and _error(err)["code"] == "INVALID_ARGUMENT"
     code, _, err = cli("entities", "list", "--type", "VIEW")
     assert code == 1 and _error(err)["code"] == "INVALID_ARGUMENT"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import dagster as dg
 
+from gridcat_pipelines.config import Settings
 from gridcat_pipelines.defs.catalog.assets import CATALOG_ENTITIES_KEY, catalog_entities
 from gridcat_pipelines.defs.catalog.checks import entities_have_mandatory_facets, entities_validate
 from gridcat_pipelines.defs.catalog.definitions import build_catalog_defs
-from gridcat_pipelines.config import Settings
 from gridcat_pipelines.defs.resources import PipelineConfigResource, StateStoreResource
 from gridcat_pipelines.facet_types import open_catalog
 
@@ -21,7 +21,9 @@ def test_catalog_asset_materializes_and_checks_pass(tmp_path):
         for _ in range(2):  # a re-run is idempotent
             result = dg.materialize(
                 [catalog_entities, entities_validate, entities_have_mandatory_facets],
-                resources=resources, instance=instance, raise_on_error=True,
+                resources=resources,
+                instance=instance,
+                raise_on_error=True,
             )
             assert result.success
             checks = result.get_asset_check_evaluations()

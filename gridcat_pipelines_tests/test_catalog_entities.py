@@ -36,16 +36,25 @@ def test_entities_from_the_feed_config(config):
     assert [e.id for e in by_type[TargetType.SCHEMA]] == ["google_ads"]
     assert sorted(e.id for e in by_type[TargetType.TABLE]) == sorted(f"google_ads.{n}" for n in config.feeds)
     assert len(by_type[TargetType.ATTRIBUTE]) == sum(len(f.columns) + 2 for f in config.feeds.values())
-    assert {"concept.spend", "concept.clicks", "concept.impressions", "concept.conversions", "concept.campaign"} <= {e.id for e in by_type[TargetType.CONCEPT]}
+    assert {"concept.spend", "concept.clicks", "concept.impressions", "concept.conversions", "concept.campaign"} <= {
+        e.id for e in by_type[TargetType.CONCEPT]
+    }
 
     cost = entities["google_ads.campaign.metrics_cost_micros"]
     assert cost.parent_id == "google_ads.campaign"
     assert cost.facets["structural"]["global"] == {
-        "_type": "structural", "physicalName": "metrics_cost_micros", "arrowType": "int64", "nullable": False,
-        "isPrimaryKey": False, "ordinal": 11, "sourceField": "metrics.cost_micros",
+        "_type": "structural",
+        "physicalName": "metrics_cost_micros",
+        "arrowType": "int64",
+        "nullable": False,
+        "isPrimaryKey": False,
+        "ordinal": 11,
+        "sourceField": "metrics.cost_micros",
     }
     assert cost.facets["descriptive"]["global"]["concepts"] == ["concept.spend"]
-    assert "google_ads.campaign.metrics_cost_micros" in entities["concept.spend"].facets["concept"]["global"]["attributes"]
+    assert (
+        "google_ads.campaign.metrics_cost_micros" in entities["concept.spend"].facets["concept"]["global"]["attributes"]
+    )
     assert entities["google_ads.campaign.campaign_id"].facets["structural"]["global"]["isPrimaryKey"] is True
     status = entities["google_ads.campaign.campaign_status"].facets["value-mapping"]["global"]
     assert [v["value"] for v in status["values"]] == ["ENABLED", "PAUSED", "REMOVED"]
@@ -100,8 +109,9 @@ def test_customer_audit_fixture_errors_carry_their_path(services, change, path, 
     import_catalog({"facet-types": read_document(FIXTURE)["facet-types"]}, services.catalog)
     content = {"lastAuditDate": "2026-01-15", "auditor": "compliance-team", "status": "passed"}
     content = {k: v for k, v in {**content, **change}.items() if v is not None}
-    entity = CatalogEntity(id="moneta.customers", type=TargetType.TABLE, name="customers",
-                           facets={"customer-audit": {"global": content}})
+    entity = CatalogEntity(
+        id="moneta.customers", type=TargetType.TABLE, name="customers", facets={"customer-audit": {"global": content}}
+    )
     with pytest.raises(GridcatError) as err:
         services.entities.save(entity)
     assert err.value.code == INVALID_ARGUMENT

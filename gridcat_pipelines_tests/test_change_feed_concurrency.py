@@ -58,9 +58,7 @@ def _writer(url: str, index: int, seed: int, start, out) -> None:
                     )
                 )
             outcomes = store.record_results(batch)
-            offers.extend(
-                (r.key, r.run_id, r.status, r.record_count, o.outcome) for r, o in zip(batch, outcomes)
-            )
+            offers.extend((r.key, r.run_id, r.status, r.record_count, o.outcome) for r, o in zip(batch, outcomes))
             left -= len(batch)
             time.sleep(rng.uniform(0, 0.003))
         store.close()
@@ -75,10 +73,7 @@ def test_feed_reader_sees_every_change_once_in_commit_order(pg_url):
     ctx = mp.get_context("spawn")
     start = ctx.Barrier(N_WRITERS + 1)
     out = ctx.Queue()
-    procs = [
-        ctx.Process(target=_writer, args=(pg_url, i, seed + i, start, out), daemon=True)
-        for i in range(N_WRITERS)
-    ]
+    procs = [ctx.Process(target=_writer, args=(pg_url, i, seed + i, start, out), daemon=True) for i in range(N_WRITERS)]
     for proc in procs:
         proc.start()
 
@@ -163,7 +158,12 @@ def test_feed_reader_sees_every_change_once_in_commit_order(pg_url):
     for change in seen:
         row = by_seq[change.seq]
         assert (change.key, change.run_id, change.version, change.status, change.record_count, change.kind) == (
-            key_of(row), row.run_id, row.state_version, row.status, row.record_count, "applied"
+            key_of(row),
+            row.run_id,
+            row.state_version,
+            row.status,
+            row.record_count,
+            "applied",
         )
 
     # what each writer was told is what the history says

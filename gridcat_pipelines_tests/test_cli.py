@@ -50,18 +50,68 @@ def test_state_round_trip(cli):
     code, out, _ = cli("states", "get", *KEY_ARGS, "--json")
     state = json.loads(out)
     assert code == 0
-    assert list(state) == ["source", "customer_id", "query_name", "logical_date", "status", "current_run_id", "schema_version", "record_count", "updated_at", "error_message", "attempt_count", "version", "tags"]
+    assert list(state) == [
+        "source",
+        "customer_id",
+        "query_name",
+        "logical_date",
+        "status",
+        "current_run_id",
+        "schema_version",
+        "record_count",
+        "updated_at",
+        "error_message",
+        "attempt_count",
+        "version",
+        "tags",
+    ]
     assert (state["status"], state["current_run_id"], state["customer_id"]) == ("pending", None, "1234567890")
 
     old, new = new_run_id(), new_run_id()
-    code, out, _ = cli("states", "record", *KEY_ARGS, "--run-id", new, "--status", "success", "--record-count", "12", "--schema-version", "3", "--tag", "team=core", "--tag", "env=prod", "--json")
+    code, out, _ = cli(
+        "states",
+        "record",
+        *KEY_ARGS,
+        "--run-id",
+        new,
+        "--status",
+        "success",
+        "--record-count",
+        "12",
+        "--schema-version",
+        "3",
+        "--tag",
+        "team=core",
+        "--tag",
+        "env=prod",
+        "--json",
+    )
     rec = json.loads(out)
     assert code == 0 and rec["outcome"] == "applied"
     assert rec["state"]["tags"] == {"env": "prod", "team": "core"} and rec["state"]["record_count"] == 12
 
-    code, out, _ = cli("states", "record", *KEY_ARGS, "--run-id", old, "--status", "failed", "--error", "late", "--json")
+    code, out, _ = cli(
+        "states", "record", *KEY_ARGS, "--run-id", old, "--status", "failed", "--error", "late", "--json"
+    )
     assert json.loads(out)["outcome"] == "superseded"
-    code, out, _ = cli("states", "record", *KEY_ARGS, "--run-id", new, "--status", "success", "--record-count", "12", "--schema-version", "3", "--tag", "team=core", "--tag", "env=prod", "--json")
+    code, out, _ = cli(
+        "states",
+        "record",
+        *KEY_ARGS,
+        "--run-id",
+        new,
+        "--status",
+        "success",
+        "--record-count",
+        "12",
+        "--schema-version",
+        "3",
+        "--tag",
+        "team=core",
+        "--tag",
+        "env=prod",
+        "--json",
+    )
     assert json.loads(out)["outcome"] == "replayed"
 
     code, out, _ = cli("states", "set-authoritative", *KEY_ARGS, "--run-id", old, "--expected-version", "1", "--json")
@@ -109,7 +159,12 @@ def test_console_script_exit_codes(tmp_path):
     exe = Path(sys.executable).with_name("gridcat")
     env = {**os.environ, "GRIDCAT_HOME": str(tmp_path)}
     env.pop("GRIDCAT_DB_URL", None)
-    bad = subprocess.run([str(exe), "states", "get", "--customer", "x", "--query", "q", "--date", "2026-01-01"], env=env, capture_output=True, text=True)
+    bad = subprocess.run(
+        [str(exe), "states", "get", "--customer", "x", "--query", "q", "--date", "2026-01-01"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 1
     assert json.loads(bad.stderr.strip().splitlines()[-1])["code"] == "INVALID_ARGUMENT"
     unknown = subprocess.run([str(exe), "states", "get", "--bogus"], env=env, capture_output=True, text=True)
@@ -124,7 +179,18 @@ def test_cli_on_postgresql(cli, monkeypatch, pg_databases):
     url = pg_databases.create()
     monkeypatch.setenv("GRIDCAT_DB_URL", url)
     assert cli("db", "upgrade")[0] == 0
-    code, out, _ = cli("states", "record", *KEY_ARGS, "--run-id", new_run_id(), "--status", "failed", "--error", "schema mismatch", "--json")
+    code, out, _ = cli(
+        "states",
+        "record",
+        *KEY_ARGS,
+        "--run-id",
+        new_run_id(),
+        "--status",
+        "failed",
+        "--error",
+        "schema mismatch",
+        "--json",
+    )
     assert code == 0 and json.loads(out)["state"]["status"] == "failed"
     code, out, _ = cli("states", "list", "--status", "failed", "--json")
     assert len(json.loads(out)["states"]) == 1

@@ -91,7 +91,8 @@ def _job_failing_with(exc: BaseException) -> dg.JobDefinition:
 
 def test_a_failed_step_is_one_line_with_the_first_line_of_the_user_error(capfd):
     result = _job_failing_with(ValueError("bad input\nmore detail")).execute_in_process(
-        raise_on_error=False, run_config=console_config(0))
+        raise_on_error=False, run_config=console_config(0)
+    )
     (failure,) = step_failures(result)
     assert (failure.step, failure.partition, failure.reason) == ("boom", None, "ValueError: bad input")
     assert failure.line() == f"failed: boom: ValueError: bad input (full trace: dagster run {result.run_id})"
@@ -105,10 +106,15 @@ def test_a_dagster_failure_gives_its_description_and_the_root_cause():
     except KeyError as cause:
         failure = dg.Failure(description="pull of x failed: quota exhausted\nsecond line")
         failure.__cause__ = cause
-    report = report_of(_job_failing_with(failure).execute_in_process(raise_on_error=False, run_config=console_config(0)))
+    report = report_of(
+        _job_failing_with(failure).execute_in_process(raise_on_error=False, run_config=console_config(0))
+    )
     assert not report.success
     (line,) = [f.line() for f in report.failures]
-    assert line == f"failed: boom: pull of x failed: quota exhausted [KeyError] (full trace: dagster run {report.dagster_run_id})"
+    assert (
+        line
+        == f"failed: boom: pull of x failed: quota exhausted [KeyError] (full trace: dagster run {report.dagster_run_id})"
+    )
 
 
 def test_verbose_brings_dagster_error_logging_back(capfd):

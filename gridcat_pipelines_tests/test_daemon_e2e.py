@@ -20,7 +20,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from datetime import date, datetime, time as dtime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 from pathlib import Path
 
 import dagster as dg
@@ -124,7 +125,11 @@ class Daemon:
         self._log = open(log_path, "wb")
         self.proc = subprocess.Popen(
             [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
-            cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=REPO,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def assert_alive(self) -> None:
@@ -208,11 +213,28 @@ def _submit(env: dict[str, str], defs: dg.Definitions, requests: list[dg.RunRequ
             **partitions_def.get_tags_for_partition_key(request.partition_key),
             "gridcat/launched_as": f"{SCHEDULE_NAME} tick, run_key {request.run_key}",
         }
-        procs.append(subprocess.Popen(
-            [str(BIN / "dagster"), "job", "launch", "-w", "workspace.yaml", "-j", INGEST_JOB_NAME,
-             "--tags", json.dumps(tags), "--config-json", json.dumps(IN_PROCESS)],
-            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        ))
+        procs.append(
+            subprocess.Popen(
+                [
+                    str(BIN / "dagster"),
+                    "job",
+                    "launch",
+                    "-w",
+                    "workspace.yaml",
+                    "-j",
+                    INGEST_JOB_NAME,
+                    "--tags",
+                    json.dumps(tags),
+                    "--config-json",
+                    json.dumps(IN_PROCESS),
+                ],
+                cwd=REPO,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     for proc in procs:
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, f"dagster job launch failed ({proc.returncode}):\n{out[-2000:]}\n{err[-3000:]}"
@@ -224,7 +246,9 @@ def _submit(env: dict[str, str], defs: dg.Definitions, requests: list[dg.RunRequ
 class World:
     """Reads the instance, the state store and the warehouse the daemon's runs write."""
 
-    def __init__(self, instance: dg.DagsterInstance, store: StateStore, warehouse: ParquetWarehouse, day: date, daemon: Daemon):
+    def __init__(
+        self, instance: dg.DagsterInstance, store: StateStore, warehouse: ParquetWarehouse, day: date, daemon: Daemon
+    ):
         self.instance, self.store, self.warehouse, self.day, self.daemon = instance, store, warehouse, day, daemon
         self.keys = [PartitionKey("google_ads", c, f, day) for c in CUSTOMERS for f in FEEDS]
 
@@ -253,8 +277,13 @@ class World:
                 problems.append(f"{key}: holds {loaded.run_id}, authoritative {state.current_run_id}")
         return problems
 
-    def wait_for(self, what: str, predicate: Callable[[], bool], timeout: float,
-                 injected: Callable[[dg.DagsterRun], bool] = lambda run: False) -> None:
+    def wait_for(
+        self,
+        what: str,
+        predicate: Callable[[], bool],
+        timeout: float,
+        injected: Callable[[dg.DagsterRun], bool] = lambda run: False,
+    ) -> None:
         """Poll ``predicate``; any failed run the test did not inject (``injected``) fails at once."""
         deadline = time.monotonic() + timeout
         while True:
@@ -265,13 +294,19 @@ class World:
             if predicate():
                 return
             if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; out of sync: {self.out_of_sync()}")
+                raise AssertionError(
+                    f"timed out after {timeout:.0f}s waiting for {what}; out of sync: {self.out_of_sync()}"
+                )
             time.sleep(1)
 
     def diagnostics(self) -> str:
         lines = ["--- runs (newest first)"]
         for run in self.runs():
-            tags = {k: v for k, v in run.tags.items() if k.startswith(("gridcat/", "dagster/partition", "dagster/sensor", "dagster/run_key"))}
+            tags = {
+                k: v
+                for k, v in run.tags.items()
+                if k.startswith(("gridcat/", "dagster/partition", "dagster/sensor", "dagster/run_key"))
+            }
             lines.append(f"{run.run_id[:8]} {run.job_name} {run.status.value} {tags}")
             if run.status == dg.DagsterRunStatus.FAILURE:
                 for record in self.instance.all_logs(run.run_id):
@@ -282,8 +317,9 @@ class World:
         for key in self.keys:
             state = self.store.get(key)
             loaded = self.warehouse.loaded_slice(key.query_name, key.customer_id, key.logical_date)
-            lines.append(f"{key}: {state.status} v{state.version} {state.current_run_id} -> "
-                         f"{loaded.run_id if loaded else None}")
+            lines.append(
+                f"{key}: {state.status} v{state.version} {state.current_run_id} -> {loaded.run_id if loaded else None}"
+            )
         lines.append("--- daemon log (tail)")
         lines.append(self.daemon.tail())
         return "\n".join(lines)
@@ -306,8 +342,8 @@ def test_daemon_schedule_and_gate_load_exactly_the_authoritative_runs(e2e_env, d
 
         # today's 06:00 UTC tick of the daily schedule asks for yesterday + lookback per customer;
         # the test submits yesterday's runs (one per customer)
-        today = datetime.now(timezone.utc).date()
-        tick = datetime.combine(today, dtime(6, 0), tzinfo=timezone.utc)
+        today = datetime.now(UTC).date()
+        tick = datetime.combine(today, dtime(6, 0), tzinfo=UTC)
         day = today - timedelta(days=1)
         requests = _schedule_run_requests(defs, instance, tick)
         assert {r.partition_key for r in requests} >= {f"{c}|{day.isoformat()}" for c in CUSTOMERS}
@@ -328,8 +364,9 @@ def test_daemon_schedule_and_gate_load_exactly_the_authoritative_runs(e2e_env, d
             # 2. a re-pull makes a second run for one partition; the gate reloads it
             moved = PartitionKey("google_ads", CUSTOMERS[0], "campaign", day)
             first_run = store.get(moved).current_run_id
-            pulled = _gridcat(env, "pull", "--customer", moved.customer_id, "--query", moved.query_name,
-                              "--date", day.isoformat())
+            pulled = _gridcat(
+                env, "pull", "--customer", moved.customer_id, "--query", moved.query_name, "--date", day.isoformat()
+            )
             second_run = pulled["run_id"]
             assert second_run != first_run
             assert pulled["state"]["status"] == "success" and pulled["state"]["current_run_id"] == second_run
@@ -338,6 +375,7 @@ def test_daemon_schedule_and_gate_load_exactly_the_authoritative_runs(e2e_env, d
                 def check() -> bool:
                     loaded = world.warehouse.loaded_slice(moved.query_name, moved.customer_id, day)
                     return loaded is not None and loaded.run_id == run_id and not world.out_of_sync()
+
                 return check
 
             world.wait_for(f"the reload of {second_run}", holds(second_run), timeout=120)
@@ -345,9 +383,21 @@ def test_daemon_schedule_and_gate_load_exactly_the_authoritative_runs(e2e_env, d
 
             # 3. an operator re-points the partition back to its first run; it loads again
             version = store.get(moved).version
-            repointed = _gridcat(env, "states", "set-authoritative", "--customer", moved.customer_id,
-                                 "--query", moved.query_name, "--date", day.isoformat(),
-                                 "--run-id", first_run, "--expected-version", str(version))
+            repointed = _gridcat(
+                env,
+                "states",
+                "set-authoritative",
+                "--customer",
+                moved.customer_id,
+                "--query",
+                moved.query_name,
+                "--date",
+                day.isoformat(),
+                "--run-id",
+                first_run,
+                "--expected-version",
+                str(version),
+            )
             assert repointed["current_run_id"] == first_run and repointed["version"] == version + 1
             world.wait_for(f"the reload of {first_run} after the re-point", holds(first_run), timeout=120)
             print(f"[{time.monotonic() - started:.0f}s] re-pointed run loaded again")
@@ -379,8 +429,11 @@ def test_daemon_schedule_and_gate_load_exactly_the_authoritative_runs(e2e_env, d
             assert loads and all(r.tags.get("dagster/sensor_name") == GATE_SENSOR_NAME for r in loads)
             assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in loads)
             moved_partition = f"{moved.customer_id}|{day.isoformat()}"
-            loaded_runs = [r.tags.get(run_id_tag("campaign")) for r in reversed(loads)
-                           if r.tags.get("dagster/partition") == moved_partition]
+            loaded_runs = [
+                r.tags.get(run_id_tag("campaign"))
+                for r in reversed(loads)
+                if r.tags.get("dagster/partition") == moved_partition
+            ]
             assert [r for r in loaded_runs if r][-3:] == [first_run, second_run, first_run], loaded_runs
 
             # 4. a load that fails (the raw run is unreachable while it runs) is retried by the
@@ -389,26 +442,53 @@ def test_daemon_schedule_and_gate_load_exactly_the_authoritative_runs(e2e_env, d
             run_dir = sink.run_path(moved, second_run)
             os.rename(run_dir, run_dir + ".away")
             version = store.get(moved).version
-            _gridcat(env, "states", "set-authoritative", "--customer", moved.customer_id, "--query",
-                     moved.query_name, "--date", day.isoformat(), "--run-id", second_run,
-                     "--expected-version", str(version))
+            _gridcat(
+                env,
+                "states",
+                "set-authoritative",
+                "--customer",
+                moved.customer_id,
+                "--query",
+                moved.query_name,
+                "--date",
+                day.isoformat(),
+                "--run-id",
+                second_run,
+                "--expected-version",
+                str(version),
+            )
             loads_before = {r.run_id for r in world.runs(WAREHOUSE_JOB_NAME)}
 
             def new_load(run: dg.DagsterRun) -> bool:
                 return run.job_name == WAREHOUSE_JOB_NAME and run.run_id not in loads_before
 
-            world.wait_for("the gate's load to fail on the missing raw run",
-                           lambda: any(new_load(r) for r in world.failed_runs()), timeout=120, injected=new_load)
+            world.wait_for(
+                "the gate's load to fail on the missing raw run",
+                lambda: any(new_load(r) for r in world.failed_runs()),
+                timeout=120,
+                injected=new_load,
+            )
             injected = {r.run_id for r in world.failed_runs()}
             os.rename(run_dir + ".away", run_dir)
             print(f"[{time.monotonic() - started:.0f}s] load failed as injected; raw run restored")
-            world.wait_for(f"reconcile to load {second_run}", holds(second_run), timeout=240,
-                           injected=lambda run: run.run_id in injected)
+            world.wait_for(
+                f"reconcile to load {second_run}",
+                holds(second_run),
+                timeout=240,
+                injected=lambda run: run.run_id in injected,
+            )
             assert store.get(moved).version == version + 1, "retried without a state change"
-            world.wait_for("the retry run to finish", world.all_runs_finished, timeout=60,
-                           injected=lambda run: run.run_id in injected)
-            retry = [r for r in world.runs(WAREHOUSE_JOB_NAME) if r.run_id not in loads_before
-                     and r.status == dg.DagsterRunStatus.SUCCESS]
+            world.wait_for(
+                "the retry run to finish",
+                world.all_runs_finished,
+                timeout=60,
+                injected=lambda run: run.run_id in injected,
+            )
+            retry = [
+                r
+                for r in world.runs(WAREHOUSE_JOB_NAME)
+                if r.run_id not in loads_before and r.status == dg.DagsterRunStatus.SUCCESS
+            ]
             assert retry and all(r.tags.get("dagster/sensor_name") == RECONCILE_SENSOR_NAME for r in retry)
             print(f"[{time.monotonic() - started:.0f}s] reconcile reloaded it")
         except BaseException:

@@ -43,8 +43,21 @@ def _error(stderr: str) -> dict:
 
 
 def _record(cli, customer: str, **tags: str) -> None:
-    args = ["states", "record", "--customer", customer, "--query", "campaign", "--date", "2026-11-01",
-            "--run-id", new_run_id(), "--status", "success", "--json"]
+    args = [
+        "states",
+        "record",
+        "--customer",
+        customer,
+        "--query",
+        "campaign",
+        "--date",
+        "2026-11-01",
+        "--run-id",
+        new_run_id(),
+        "--status",
+        "success",
+        "--json",
+    ]
     for k, v in tags.items():
         args += ["--tag", f"{k}={v}"]
     assert cli(*args)[0] == 0
@@ -56,7 +69,15 @@ def test_facet_session(cli):
     code, out, _ = cli("facets", "promote", "--key", "env", "--json")
     promoted = json.loads(out)
     assert code == 0
-    assert {"facet_id", "key_name", "column_name", "projection_column", "status", "promotion_started_at", "job_id"} <= set(promoted)
+    assert {
+        "facet_id",
+        "key_name",
+        "column_name",
+        "projection_column",
+        "status",
+        "promotion_started_at",
+        "job_id",
+    } <= set(promoted)
     assert promoted["status"] == "BACKFILLING"
 
     code, out, _ = cli("states", "list", "--filter", "env=prod", "--json")
@@ -64,7 +85,18 @@ def test_facet_session(cli):
     assert code == 0 and len(page["states"]) == 3
     assert page["applied_facets"] == [] and page["non_facet_filters"] == ["env"]
 
-    code, out, err = cli("facets", "backfill", "--facet-id", promoted["facet_id"], "--mode", "MISSING_ONLY", "--batch-size", "2", "--wait", "--json")
+    code, out, err = cli(
+        "facets",
+        "backfill",
+        "--facet-id",
+        promoted["facet_id"],
+        "--mode",
+        "MISSING_ONLY",
+        "--batch-size",
+        "2",
+        "--wait",
+        "--json",
+    )
     job = json.loads(out)
     assert code == 0 and job["status"] == "SUCCEEDED" and job["job_id"]
     assert "rows" in err and "SUCCEEDED" in err  # the progress bar
@@ -74,7 +106,15 @@ def test_facet_session(cli):
     code, out, _ = cli("facets", "backfill-status", "--job-id", promoted["job_id"], "--json")
     status = json.loads(out)
     assert status["status"] in ("PENDING", "SUCCEEDED")
-    assert {"rows_total", "rows_processed", "failures", "started_at", "updated_at", "finished_at", "eta_seconds"} <= set(status)
+    assert {
+        "rows_total",
+        "rows_processed",
+        "failures",
+        "started_at",
+        "updated_at",
+        "finished_at",
+        "eta_seconds",
+    } <= set(status)
 
     code, out, _ = cli("facets", "list", "--json")
     (facet,) = json.loads(out)["facets"]
@@ -87,7 +127,19 @@ def test_facet_session(cli):
     assert code == 1 and _error(err)["code"] == "INVALID_ARGUMENT"
 
     code, out, _ = cli("facets", "compliance", "--json")
-    assert json.loads(out) == {"facets": [{"facet_id": promoted["facet_id"], "key_name": "env", "rows_total": 6, "rows_with_tag": 6, "null_with_tag": 0, "tag_absent": 0, "drift": 0}]}
+    assert json.loads(out) == {
+        "facets": [
+            {
+                "facet_id": promoted["facet_id"],
+                "key_name": "env",
+                "rows_total": 6,
+                "rows_with_tag": 6,
+                "null_with_tag": 0,
+                "tag_absent": 0,
+                "drift": 0,
+            }
+        ]
+    }
 
     code, out, _ = cli("facets", "disable", "--facet-id", promoted["facet_id"], "--reason", "deprecated key", "--json")
     disabled = json.loads(out)

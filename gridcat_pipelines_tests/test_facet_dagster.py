@@ -39,23 +39,37 @@ def test_jobs_and_sensor(sqlite_url):
         )
         assert run.success and run.output_for_node("run_facet_backfill")["rows_processed"] == 12
         assert svc.get_facet(facet["facet_id"])["status"] == "ENABLED"
-        skipped = tag_facet_backfill_sensor(dg.build_sensor_context(instance=instance, resources={"state_store": resource}))
+        skipped = tag_facet_backfill_sensor(
+            dg.build_sensor_context(instance=instance, resources={"state_store": resource})
+        )
         assert isinstance(skipped, dg.SkipReason)
 
         full = defs.get_job_def(BACKFILL_JOB).execute_in_process(
-            run_config={**QUIET, "ops": {"run_facet_backfill": {"config": {"facet_id": facet["facet_id"], "mode": "FULL", "batch_size": 5}}}},
+            run_config={
+                **QUIET,
+                "ops": {
+                    "run_facet_backfill": {"config": {"facet_id": facet["facet_id"], "mode": "FULL", "batch_size": 5}}
+                },
+            },
             instance=instance,
         )
         assert full.success and full.output_for_node("run_facet_backfill")["batches"] == 3
 
         bad = defs.get_job_def(BACKFILL_JOB).execute_in_process(
-            run_config={**QUIET, "ops": {"run_facet_backfill": {"config": {"facet_id": facet["facet_id"], "mode": "SOME"}}}},
-            instance=instance, raise_on_error=False,
+            run_config={
+                **QUIET,
+                "ops": {"run_facet_backfill": {"config": {"facet_id": facet["facet_id"], "mode": "SOME"}}},
+            },
+            instance=instance,
+            raise_on_error=False,
         )
         assert not bad.success
 
         disable = defs.get_job_def(DISABLE_JOB).execute_in_process(
-            run_config={**QUIET, "ops": {"disable_facet": {"config": {"facet_id": facet["facet_id"], "reason": "done"}}}},
+            run_config={
+                **QUIET,
+                "ops": {"disable_facet": {"config": {"facet_id": facet["facet_id"], "reason": "done"}}},
+            },
             instance=instance,
         )
         assert disable.success and disable.output_for_node("disable_facet")["status"] == "DISABLED"

@@ -19,11 +19,19 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 def test_four_concurrent_promotions_with_writers(pg_url):
     store = StateStore.open(pg_url)
     try:
-        store.record_results([
-            ValidationResult.parse(customer_id=str(100 + i), query_name="campaign", logical_date="2026-11-01",
-                                   run_id=new_run_id(), status="success", tags={f"k{j}": "v" for j in range(4)})
-            for i in range(50)
-        ])
+        store.record_results(
+            [
+                ValidationResult.parse(
+                    customer_id=str(100 + i),
+                    query_name="campaign",
+                    logical_date="2026-11-01",
+                    run_id=new_run_id(),
+                    status="success",
+                    tags={f"k{j}": "v" for j in range(4)},
+                )
+                for i in range(50)
+            ]
+        )
         service = FacetService(store)
         errors: list[BaseException] = []
         facets: list[dict] = []
@@ -38,9 +46,16 @@ def test_four_concurrent_promotions_with_writers(pg_url):
         def write() -> None:
             i = 0
             while not stop.is_set():
-                store.record_result(ValidationResult.parse(
-                    customer_id=str(100 + i % 50), query_name="campaign", logical_date="2026-11-01",
-                    run_id=new_run_id(), status="success", tags={f"k{j}": str(i) for j in range(4)}))
+                store.record_result(
+                    ValidationResult.parse(
+                        customer_id=str(100 + i % 50),
+                        query_name="campaign",
+                        logical_date="2026-11-01",
+                        run_id=new_run_id(),
+                        status="success",
+                        tags={f"k{j}": str(i) for j in range(4)},
+                    )
+                )
                 i += 1
 
         writers = [threading.Thread(target=write) for _ in range(2)]

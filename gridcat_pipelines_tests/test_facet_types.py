@@ -1,4 +1,4 @@
-"""The facet type catalog (seed 003): its verification points on SQLite and PostgreSQL, and the
+"""The facet type catalog (the facet-type catalog spec): its verification points on SQLite and PostgreSQL, and the
 mandatory-type protections under arbitrary sequences of writes."""
 
 from __future__ import annotations
@@ -63,7 +63,10 @@ def test_1_descriptor_loads_from_yaml_and_persists(services):
     stored = DbFacetTypeRepository(services.engine).get("customer-audit")
     assert stored.definition() == descriptor.definition()
     assert stored.revision == 1 and stored.created_at is not None and stored.created_by == "gridcat"
-    row = _rows(services.engine, "SELECT applicable_to, content_schema, version FROM facet_type WHERE type_key = 'customer-audit'")[0]
+    row = _rows(
+        services.engine,
+        "SELECT applicable_to, content_schema, version FROM facet_type WHERE type_key = 'customer-audit'",
+    )[0]
     assert row.version == "1.0"
     assert "TABLE" in (row.applicable_to if isinstance(row.applicable_to, (list, str)) else [])
     # the platform types are in the database too
@@ -111,7 +114,10 @@ def test_3_custom_types_register_via_yaml_and_api(services):
     assert err.value.code == INVALID_ARGUMENT and "not a valid JSON Schema" in err.value.message
     assert services.catalog.get("broken") is None and services.catalog.get("sneaky") is None
     # updates carry an expected revision
-    assert _code(lambda: services.catalog.update(api.with_changes(description="x"), expected_revision=7)) == FAILED_PRECONDITION
+    assert (
+        _code(lambda: services.catalog.update(api.with_changes(description="x"), expected_revision=7))
+        == FAILED_PRECONDITION
+    )
     updated = services.catalog.update(api.with_changes(description="x"), expected_revision=1)
     assert updated.revision == 2 and updated.description == "x"
     services.catalog.delete("lineage", expected_revision=2)
@@ -135,7 +141,10 @@ def test_4_type_marker_injected_stored_and_checked(services):
     assert services.entities.get("moneta.customers").revision == 1
     # the database itself refuses a disagreeing marker
     with pytest.raises(sa.exc.IntegrityError), services.engine.begin() as conn:
-        conn.execute(sa.text("UPDATE catalog_entity_facet SET content = :c WHERE type_key = 'my-notes'"), {"c": '{"_type": "other"}'})
+        conn.execute(
+            sa.text("UPDATE catalog_entity_facet SET content = :c WHERE type_key = 'my-notes'"),
+            {"c": '{"_type": "other"}'},
+        )
 
     # on read, a disagreeing marker is an error, not silently accepted
     class Tampered:
@@ -235,7 +244,10 @@ def test_yaml_repository_is_read_only_unless_writable(tmp_path):
     rw.register(FacetTypeDescriptor("x", display_name="X"))
     assert "entities:" in path.read_text()  # other sections survive
     assert YamlFacetTypeRepository(path).get("x").revision == 1
-    assert {d.type_key for d in YamlFacetTypeRepository(path).get_all()} == set(PLATFORM_TYPES) | {"customer-audit", "x"}
+    assert {d.type_key for d in YamlFacetTypeRepository(path).get_all()} == set(PLATFORM_TYPES) | {
+        "customer-audit",
+        "x",
+    }
 
 
 # ---------------------------------------------------------------- no sequence of writes bypasses the guard
@@ -287,7 +299,11 @@ def _assert_mandatory_intact(catalog: FacetTypeCatalog) -> None:
         d = catalog.get(key)
         platform = PLATFORM_TYPES[key]
         assert d is not None and d.mandatory and d.enabled, (key, d)
-        assert (d.applicable_to, d.content_schema, d.version) == (platform.applicable_to, platform.content_schema, platform.version)
+        assert (d.applicable_to, d.content_schema, d.version) == (
+            platform.applicable_to,
+            platform.content_schema,
+            platform.version,
+        )
         assert listed[key].enabled and catalog.is_allowed(key) and catalog.is_mandatory(key)
     assert {d.type_key for d in catalog.mandatory()} == MANDATORY_TYPE_KEYS
     assert MANDATORY_TYPE_KEYS <= {d.type_key for d in catalog.enabled()}

@@ -4,9 +4,10 @@ with the file, the path inside it and the reason."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import yaml
@@ -56,8 +57,13 @@ def test_shipped_config_loads():
     config = load_pipeline_config()
     assert len(config.feeds) >= 6
     assert set(config.feeds) >= {
-        "campaign", "ad_group", "keyword_view", "search_term_view", "geographic_view",
-        "account", "click_view",
+        "campaign",
+        "ad_group",
+        "keyword_view",
+        "search_term_view",
+        "geographic_view",
+        "account",
+        "click_view",
     }
     assert config.start_date == date(2026, 1, 1)
     assert config.lookback_days == 3
@@ -108,9 +114,7 @@ def test_shipped_feed_is_consistent(name: str):
         assert not rules.clicks_le_impressions and "metrics_impressions" not in names
     else:
         assert rules.clicks_le_impressions
-        assert {"metrics_cost_micros", "metrics_clicks", "metrics_impressions"} <= set(
-            rules.non_negative
-        )
+        assert {"metrics_cost_micros", "metrics_clicks", "metrics_impressions"} <= set(rules.non_negative)
 
 
 def test_enum_columns_have_enums():
@@ -122,12 +126,20 @@ def test_enum_columns_have_enums():
 def test_row_schema_accepts_a_plausible_row_and_rejects_bad_enum():
     feed = load_feeds()["campaign"]
     row = {
-        "customer_id": 1234567890, "customer_currency_code": "USD", "campaign_id": 17,
-        "campaign_name": "Brand", "campaign_status": "ENABLED",
+        "customer_id": 1234567890,
+        "customer_currency_code": "USD",
+        "campaign_id": 17,
+        "campaign_name": "Brand",
+        "campaign_status": "ENABLED",
         "campaign_advertising_channel_type": "SEARCH",
-        "campaign_bidding_strategy_type": None, "segments_date": "2026-01-02",
-        "segments_device": "MOBILE", "metrics_impressions": 10, "metrics_clicks": 2,
-        "metrics_cost_micros": -5, "metrics_conversions": 0.5, "metrics_conversions_value": 1.0,
+        "campaign_bidding_strategy_type": None,
+        "segments_date": "2026-01-02",
+        "segments_device": "MOBILE",
+        "metrics_impressions": 10,
+        "metrics_clicks": 2,
+        "metrics_cost_micros": -5,
+        "metrics_conversions": 0.5,
+        "metrics_conversions_value": 1.0,
     }
     validator = Draft202012Validator(feed.row_schema)
     assert validator.is_valid(row)  # a negative cost is cost_non_negative's job, not row_schema's
@@ -190,9 +202,7 @@ def _drop_gaql_field(doc: dict) -> None:
 
 def _swap_gaql_fields(doc: dict) -> None:
     feed = doc["feeds"][0]
-    feed["gaql"] = feed["gaql"].replace(
-        "metrics.clicks, metrics.cost_micros", "metrics.cost_micros, metrics.clicks"
-    )
+    feed["gaql"] = feed["gaql"].replace("metrics.clicks, metrics.cost_micros", "metrics.cost_micros, metrics.clicks")
 
 
 def _no_placeholder(doc: dict) -> None:
@@ -206,86 +216,156 @@ def _wrong_from(doc: dict) -> None:
 
 
 BAD_FEEDS: list[tuple[str, Mutation, str, str]] = [
-    ("unknown arrow type", _set(["feeds", 2, "columns", 4, "type"], "int32"),
-     "feeds[2].columns[4].type", "unknown Arrow type 'int32'"),
-    ("duplicate feed", _set(["feeds", 3, "name"], "campaign"),
-     "feeds[3].name", "duplicate feed 'campaign'"),
-    ("duplicate column", _duplicate_column,
-     "feeds[0].columns[14].field", "duplicate column 'campaign_id'"),
-    ("bad field path", _set(["feeds", 0, "columns", 1, "field"], "Customer.Currency"),
-     "feeds[0].columns[1].field", "not a GAQL field"),
-    ("nullable not bool", _set(["feeds", 0, "columns", 1, "nullable"], "no"),
-     "feeds[0].columns[1].nullable", "true or false"),
-    ("primary key names a missing column", _set(["feeds", 1, "primary_key", 3], "segments_hour"),
-     "feeds[1].primary_key[3]", "no column 'segments_hour'"),
-    ("empty primary key", _set(["feeds", 1, "primary_key"], []),
-     "feeds[1].primary_key", "at least one column"),
-    ("nullable primary key", _set(["feeds", 0, "columns", 8, "nullable"], True),
-     "feeds[0].primary_key[3]", "nullable: false"),
+    (
+        "unknown arrow type",
+        _set(["feeds", 2, "columns", 4, "type"], "int32"),
+        "feeds[2].columns[4].type",
+        "unknown Arrow type 'int32'",
+    ),
+    ("duplicate feed", _set(["feeds", 3, "name"], "campaign"), "feeds[3].name", "duplicate feed 'campaign'"),
+    ("duplicate column", _duplicate_column, "feeds[0].columns[14].field", "duplicate column 'campaign_id'"),
+    (
+        "bad field path",
+        _set(["feeds", 0, "columns", 1, "field"], "Customer.Currency"),
+        "feeds[0].columns[1].field",
+        "not a GAQL field",
+    ),
+    (
+        "nullable not bool",
+        _set(["feeds", 0, "columns", 1, "nullable"], "no"),
+        "feeds[0].columns[1].nullable",
+        "true or false",
+    ),
+    (
+        "primary key names a missing column",
+        _set(["feeds", 1, "primary_key", 3], "segments_hour"),
+        "feeds[1].primary_key[3]",
+        "no column 'segments_hour'",
+    ),
+    ("empty primary key", _set(["feeds", 1, "primary_key"], []), "feeds[1].primary_key", "at least one column"),
+    (
+        "nullable primary key",
+        _set(["feeds", 0, "columns", 8, "nullable"], True),
+        "feeds[0].primary_key[3]",
+        "nullable: false",
+    ),
     ("gaql misses a column", _drop_gaql_field, "feeds[0].gaql", "missing ['campaign.name']"),
     ("gaql order differs", _swap_gaql_fields, "feeds[0].gaql", "order differs"),
     ("gaql without placeholder", _no_placeholder, "feeds[1].gaql", "'{date}'"),
     ("gaql from another resource", _wrong_from, "feeds[0].gaql", "does not match resource"),
-    ("gaql not a query", _set(["feeds", 0, "gaql"], "campaign please"),
-     "feeds[0].gaql", "SELECT <fields> FROM"),
-    ("rule names a missing column", _set(["feeds", 4, "rules", "non_negative", 0], "metrics_cost"),
-     "feeds[4].rules.non_negative[0]", "no column 'metrics_cost'"),
-    ("not_null names a missing column", _set(["feeds", 0, "rules", "not_null", 1], "ad_group_id"),
-     "feeds[0].rules.not_null[1]", "no column 'ad_group_id'"),
-    ("date column is not a date", _set(["feeds", 0, "rules", "date_column"], "campaign_name"),
-     "feeds[0].rules.date_column", "not date32"),
-    ("currency column missing", _set(["feeds", 5, "rules", "currency_column"], "currency"),
-     "feeds[5].rules.currency_column", "no column 'currency'"),
-    ("non_negative on a string", _set(["feeds", 0, "rules", "non_negative", 0], "campaign_name"),
-     "feeds[0].rules.non_negative[0]", "not int64 or double"),
-    ("clicks_le_impressions without impressions",
-     _set(["feeds", 6, "rules", "clicks_le_impressions"], True),
-     "feeds[6].rules.clicks_le_impressions", "metrics_impressions"),
-    ("unknown rule", _set(["feeds", 0, "rules", "positive"], ["metrics_clicks"]),
-     "feeds[0].rules.positive", "unknown key"),
-    ("row_schema not a JSON Schema",
-     _set(["feeds", 0, "row_schema", "properties", "campaign_id", "type"], "integr"),
-     "feeds[0].row_schema.properties.campaign_id.type", "not a valid JSON Schema"),
-    ("row_schema bad minimum",
-     _set(["feeds", 0, "row_schema", "properties", "campaign_id", "minimum"], "one"),
-     "feeds[0].row_schema.properties.campaign_id.minimum", "not a valid JSON Schema"),
-    ("row_schema unsupported keyword",
-     _set(["feeds", 0, "row_schema", "properties", "campaign_id", "multipleOf"], 2),
-     "feeds[0].row_schema.properties.campaign_id.multipleOf", "unsupported keyword"),
-    ("row_schema uses required", _set(["feeds", 0, "row_schema", "required"], ["campaign_id"]),
-     "feeds[0].row_schema.required", "unsupported keyword at top level"),
-    ("row_schema unsupported format",
-     _set(["feeds", 0, "row_schema", "properties", "campaign_name", "format"], "email"),
-     "feeds[0].row_schema.properties.campaign_name.format", "only 'date'"),
-    ("row_schema names a missing column",
-     _set(["feeds", 0, "row_schema", "properties", "ad_group_id"], {"type": "integer"}),
-     "feeds[0].row_schema.properties.ad_group_id", "no column 'ad_group_id'"),
-    ("row_schema type contradicts the column",
-     _set(["feeds", 0, "row_schema", "properties", "campaign_id", "type"], "string"),
-     "feeds[0].row_schema.properties.campaign_id.type", "cannot hold column type int64"),
-    ("row_schema minimum on a non_negative column",
-     _set(["feeds", 0, "row_schema", "properties", "metrics_cost_micros", "minimum"], 0),
-     "feeds[0].row_schema.properties.metrics_cost_micros.minimum", "cost_non_negative"),
-    ("row_schema not an object schema", _set(["feeds", 0, "row_schema", "type"], "array"),
-     "feeds[0].row_schema.type", "must be 'object'"),
-    ("bad feed name", _set(["feeds", 0, "name"], "Campaign-Daily"),
-     "feeds[0].name", "must match ^[a-z][a-z0-9_]{0,62}$"),
-    ("missing required key", _delete(["feeds", 3, "primary_key"]),
-     "feeds[3].primary_key", "missing required key"),
-    ("unknown feed key", _set(["feeds", 0, "primary_keys"], ["customer_id"]),
-     "feeds[0].primary_keys", "unknown key"),
+    ("gaql not a query", _set(["feeds", 0, "gaql"], "campaign please"), "feeds[0].gaql", "SELECT <fields> FROM"),
+    (
+        "rule names a missing column",
+        _set(["feeds", 4, "rules", "non_negative", 0], "metrics_cost"),
+        "feeds[4].rules.non_negative[0]",
+        "no column 'metrics_cost'",
+    ),
+    (
+        "not_null names a missing column",
+        _set(["feeds", 0, "rules", "not_null", 1], "ad_group_id"),
+        "feeds[0].rules.not_null[1]",
+        "no column 'ad_group_id'",
+    ),
+    (
+        "date column is not a date",
+        _set(["feeds", 0, "rules", "date_column"], "campaign_name"),
+        "feeds[0].rules.date_column",
+        "not date32",
+    ),
+    (
+        "currency column missing",
+        _set(["feeds", 5, "rules", "currency_column"], "currency"),
+        "feeds[5].rules.currency_column",
+        "no column 'currency'",
+    ),
+    (
+        "non_negative on a string",
+        _set(["feeds", 0, "rules", "non_negative", 0], "campaign_name"),
+        "feeds[0].rules.non_negative[0]",
+        "not int64 or double",
+    ),
+    (
+        "clicks_le_impressions without impressions",
+        _set(["feeds", 6, "rules", "clicks_le_impressions"], True),
+        "feeds[6].rules.clicks_le_impressions",
+        "metrics_impressions",
+    ),
+    (
+        "unknown rule",
+        _set(["feeds", 0, "rules", "positive"], ["metrics_clicks"]),
+        "feeds[0].rules.positive",
+        "unknown key",
+    ),
+    (
+        "row_schema not a JSON Schema",
+        _set(["feeds", 0, "row_schema", "properties", "campaign_id", "type"], "integr"),
+        "feeds[0].row_schema.properties.campaign_id.type",
+        "not a valid JSON Schema",
+    ),
+    (
+        "row_schema bad minimum",
+        _set(["feeds", 0, "row_schema", "properties", "campaign_id", "minimum"], "one"),
+        "feeds[0].row_schema.properties.campaign_id.minimum",
+        "not a valid JSON Schema",
+    ),
+    (
+        "row_schema unsupported keyword",
+        _set(["feeds", 0, "row_schema", "properties", "campaign_id", "multipleOf"], 2),
+        "feeds[0].row_schema.properties.campaign_id.multipleOf",
+        "unsupported keyword",
+    ),
+    (
+        "row_schema uses required",
+        _set(["feeds", 0, "row_schema", "required"], ["campaign_id"]),
+        "feeds[0].row_schema.required",
+        "unsupported keyword at top level",
+    ),
+    (
+        "row_schema unsupported format",
+        _set(["feeds", 0, "row_schema", "properties", "campaign_name", "format"], "email"),
+        "feeds[0].row_schema.properties.campaign_name.format",
+        "only 'date'",
+    ),
+    (
+        "row_schema names a missing column",
+        _set(["feeds", 0, "row_schema", "properties", "ad_group_id"], {"type": "integer"}),
+        "feeds[0].row_schema.properties.ad_group_id",
+        "no column 'ad_group_id'",
+    ),
+    (
+        "row_schema type contradicts the column",
+        _set(["feeds", 0, "row_schema", "properties", "campaign_id", "type"], "string"),
+        "feeds[0].row_schema.properties.campaign_id.type",
+        "cannot hold column type int64",
+    ),
+    (
+        "row_schema minimum on a non_negative column",
+        _set(["feeds", 0, "row_schema", "properties", "metrics_cost_micros", "minimum"], 0),
+        "feeds[0].row_schema.properties.metrics_cost_micros.minimum",
+        "cost_non_negative",
+    ),
+    (
+        "row_schema not an object schema",
+        _set(["feeds", 0, "row_schema", "type"], "array"),
+        "feeds[0].row_schema.type",
+        "must be 'object'",
+    ),
+    (
+        "bad feed name",
+        _set(["feeds", 0, "name"], "Campaign-Daily"),
+        "feeds[0].name",
+        "must match ^[a-z][a-z0-9_]{0,62}$",
+    ),
+    ("missing required key", _delete(["feeds", 3, "primary_key"]), "feeds[3].primary_key", "missing required key"),
+    ("unknown feed key", _set(["feeds", 0, "primary_keys"], ["customer_id"]), "feeds[0].primary_keys", "unknown key"),
     ("feeds not a list", _set(["feeds"], {"campaign": {}}), "feeds", "non-empty list"),
-    ("bad start date", _set(["pipeline", "start_date"], "01/02/2026"),
-     "pipeline.start_date", "YYYY-MM-DD"),
-    ("negative lookback", _set(["pipeline", "lookback_days"], -1),
-     "pipeline.lookback_days", "integer from 0"),
+    ("bad start date", _set(["pipeline", "start_date"], "01/02/2026"), "pipeline.start_date", "YYYY-MM-DD"),
+    ("negative lookback", _set(["pipeline", "lookback_days"], -1), "pipeline.lookback_days", "integer from 0"),
     ("missing pipeline section", _delete(["pipeline"]), "pipeline", "missing required key"),
 ]
 
 
-@pytest.mark.parametrize(
-    "mutate,where,why", [c[1:] for c in BAD_FEEDS], ids=[c[0] for c in BAD_FEEDS]
-)
+@pytest.mark.parametrize("mutate,where,why", [c[1:] for c in BAD_FEEDS], ids=[c[0] for c in BAD_FEEDS])
 def test_bad_feed_config_fails_with_file_path_and_reason(tmp_path, mutate, where, why):
     doc = shipped_feeds_doc()
     mutate(doc)
@@ -333,33 +413,36 @@ def test_empty_or_scalar_document(tmp_path):
 # --------------------------------------------------------------------------- bad customers
 
 BAD_CUSTOMERS: list[tuple[str, Mutation, str, str]] = [
-    ("short id", _set(["customers", 1, "customer_id"], "12345"),
-     "customers[1].customer_id", "10-digit"),
-    ("letters in id", _set(["customers", 0, "customer_id"], "123-456-789a"),
-     "customers[0].customer_id", "10-digit"),
-    ("duplicate id", _set(["customers", 2, "customer_id"], "123-456-7890"),
-     "customers[2].customer_id", "duplicate customer id 1234567890"),
-    ("unknown time zone", _set(["customers", 0, "time_zone"], "Mars/Olympus_Mons"),
-     "customers[0].time_zone", "not an IANA time zone"),
-    ("time zone directory", _set(["customers", 0, "time_zone"], "America"),
-     "customers[0].time_zone", "not an IANA time zone"),
-    ("lowercase currency", _set(["customers", 3, "currency"], "eur"),
-     "customers[3].currency", "ISO 4217"),
-    ("non-string tag value", _set(["customers", 0, "tags"], {"tier": 1}),
-     "customers[0].tags", "string value"),
-    ("tags not a map", _set(["customers", 0, "tags"], ["prod"]),
-     "customers[0].tags", "map of strings"),
-    ("missing name", _delete(["customers", 4, "name"]),
-     "customers[4].name", "missing required key"),
-    ("unknown key", _set(["customers", 0, "timezone"], "UTC"),
-     "customers[0].timezone", "unknown key"),
+    ("short id", _set(["customers", 1, "customer_id"], "12345"), "customers[1].customer_id", "10-digit"),
+    ("letters in id", _set(["customers", 0, "customer_id"], "123-456-789a"), "customers[0].customer_id", "10-digit"),
+    (
+        "duplicate id",
+        _set(["customers", 2, "customer_id"], "123-456-7890"),
+        "customers[2].customer_id",
+        "duplicate customer id 1234567890",
+    ),
+    (
+        "unknown time zone",
+        _set(["customers", 0, "time_zone"], "Mars/Olympus_Mons"),
+        "customers[0].time_zone",
+        "not an IANA time zone",
+    ),
+    (
+        "time zone directory",
+        _set(["customers", 0, "time_zone"], "America"),
+        "customers[0].time_zone",
+        "not an IANA time zone",
+    ),
+    ("lowercase currency", _set(["customers", 3, "currency"], "eur"), "customers[3].currency", "ISO 4217"),
+    ("non-string tag value", _set(["customers", 0, "tags"], {"tier": 1}), "customers[0].tags", "string value"),
+    ("tags not a map", _set(["customers", 0, "tags"], ["prod"]), "customers[0].tags", "map of strings"),
+    ("missing name", _delete(["customers", 4, "name"]), "customers[4].name", "missing required key"),
+    ("unknown key", _set(["customers", 0, "timezone"], "UTC"), "customers[0].timezone", "unknown key"),
     ("empty list", _set(["customers"], []), "customers", "non-empty list"),
 ]
 
 
-@pytest.mark.parametrize(
-    "mutate,where,why", [c[1:] for c in BAD_CUSTOMERS], ids=[c[0] for c in BAD_CUSTOMERS]
-)
+@pytest.mark.parametrize("mutate,where,why", [c[1:] for c in BAD_CUSTOMERS], ids=[c[0] for c in BAD_CUSTOMERS])
 def test_bad_customers_fail_with_file_path_and_reason(tmp_path, mutate, where, why):
     doc = shipped_customers_doc()
     mutate(doc)
@@ -469,8 +552,8 @@ CAMPAIGN_DEVICE = {
     "resource": "campaign",
     "description": "Daily campaign traffic by device (no conversions).",
     "gaql": "SELECT customer.id, customer.currency_code, campaign.id, segments.date, segments.device, "
-            "metrics.impressions, metrics.clicks, metrics.cost_micros FROM campaign "
-            "WHERE segments.date = '{date}'",
+    "metrics.impressions, metrics.clicks, metrics.cost_micros FROM campaign "
+    "WHERE segments.date = '{date}'",
     "columns": [
         {"field": "customer.id", "type": "int64", "nullable": False},
         {"field": "customer.currency_code", "type": "string", "nullable": False},

@@ -10,20 +10,19 @@ from datetime import date
 import dagster as dg
 import pytest
 
+from gridcat_pipelines.cli.dagster_instance import ensure_instance
 from gridcat_pipelines.config import Settings
 from gridcat_pipelines.definitions import build_defs
 from gridcat_pipelines.defs.gate.assets import run_id_tag, state_version_tag, warehouse_key
-from gridcat_pipelines.defs.gate.sensors import GATE_SENSOR_NAME, WAREHOUSE_JOB_NAME
+from gridcat_pipelines.defs.gate.sensors import WAREHOUSE_JOB_NAME
 from gridcat_pipelines.defs.ingestion.jobs import INGEST_JOB_NAME
 from gridcat_pipelines.defs.ingestion.partitions import CUSTOMERS_PARTITION, partition_key
-from gridcat_pipelines.cli.dagster_instance import ensure_instance
 from gridcat_pipelines.raw_sink.sink import RawSink
 from gridcat_pipelines.run_ids import new_run_id
 from gridcat_pipelines.state import PartitionKey, StateStore, ValidationResult
 from gridcat_pipelines.warehouse.parquet_target import ParquetWarehouse
+from gridcat_pipelines_tests.gate_helpers import CUSTOMER, DAY, Gate
 
-CUSTOMER = "1234567890"
-DAY = date(2026, 11, 20)
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 
@@ -37,35 +36,6 @@ def _ok(key: PartitionKey, run_id: str, rows: int = 5) -> ValidationResult:
 
 def _bad(key: PartitionKey, run_id: str) -> ValidationResult:
     return ValidationResult(key, run_id, "failed", "1", 1, "cost_non_negative: 1 row")
-
-
-class Gate:
-    """Evaluates the gate sensor tick after tick, carrying the cursor like the daemon does."""
-
-    def __init__(self, defs: dg.Definitions, instance: dg.DagsterInstance):
-        self.defs, self.instance, self.cursor = defs, instance, None
-        self.sensor = defs.resolve_sensor_def(GATE_SENSOR_NAME)
-
-    def tick(self) -> list[dg.RunRequest]:
-        with dg.build_sensor_context(
-            instance=self.instance, cursor=self.cursor, resources=self.defs.resources,
-            repository_def=self.defs.get_repository_def(), sensor_name=GATE_SENSOR_NAME,
-        ) as ctx, dg.partition_loading_context(dynamic_partitions_store=self.instance):
-            result = self.sensor.evaluate_tick(ctx)
-        self.cursor = result.cursor
-        return list(result.run_requests or [])
-
-
-@pytest.fixture
-def env(tmp_path, db_url):
-    settings = Settings.from_env({"GRIDCAT_HOME": str(tmp_path / "home"), "GRIDCAT_DB_URL": db_url})
-    instance = ensure_instance(settings)
-    instance.add_dynamic_partitions(CUSTOMERS_PARTITION, [CUSTOMER])
-    defs = build_defs(settings)
-    store = StateStore.open(db_url)
-    yield settings, instance, defs, store
-    store.close()
-    instance.dispose()
 
 
 def test_sensor_requests_only_new_authoritative_success_runs(env):
@@ -89,11 +59,11 @@ def test_sensor_requests_only_new_authoritative_success_runs(env):
     second = new_run_id()
     store.record_result(_ok(_key(), second, rows=9))
     (newer,) = gate.tick()
-    assert newer.tags[run_id_tag('campaign')] == second
+    assert newer.tags[run_id_tag("campaign")] == second
 
     state = store.set_authoritative(_key(), first, expected_version=2)  # re-point back
     (back,) = gate.tick()
-    assert back.tags[run_id_tag('campaign')] == first and back.tags[state_version_tag('campaign')] == str(state.version)
+    assert back.tags[run_id_tag("campaign")] == first and back.tags[state_version_tag("campaign")] == str(state.version)
     assert back.run_key != request.run_key, "a re-point to a run loaded before must load again"
 
 
@@ -165,7 +135,7 @@ def test_out_of_order_commits_are_not_skipped(tmp_path, pg_url):
     # the last request per partition is the final authoritative run when that is a success
     finals = {}
     for r in [r for r in requested.values()]:
-        finals[str(r.partition_key)] = r.tags[run_id_tag('campaign')]
+        finals[str(r.partition_key)] = r.tags[run_id_tag("campaign")]
     for key in keys:
         state = store.get(key)
         if state.status == "success":
@@ -179,14 +149,20 @@ def test_pull_gate_load_end_to_end_and_held_slice(env):
     ingest = defs.resolve_job_def(INGEST_JOB_NAME)
     load = defs.resolve_job_def(WAREHOUSE_JOB_NAME)
     selection = [dg.AssetKey(["google_ads", layer, "campaign"]) for layer in ("raw", "validated")]
-    assert ingest.execute_in_process(partition_key=partition_key(CUSTOMER, DAY), instance=instance,
-                                     asset_selection=selection, run_config=QUIET).success
+    assert ingest.execute_in_process(
+        partition_key=partition_key(CUSTOMER, DAY), instance=instance, asset_selection=selection, run_config=QUIET
+    ).success
     gate = Gate(defs, instance)
 
     def run_loads() -> None:
         for r in gate.tick():
-            assert load.execute_in_process(partition_key=r.partition_key, instance=instance, tags=r.tags,
-                                           asset_selection=r.asset_selection, run_config=QUIET).success
+            assert load.execute_in_process(
+                partition_key=r.partition_key,
+                instance=instance,
+                tags=r.tags,
+                asset_selection=r.asset_selection,
+                run_config=QUIET,
+            ).success
 
     run_loads()
     warehouse = ParquetWarehouse(str(settings.warehouse_root))
@@ -221,14 +197,21 @@ def test_loader_skips_a_superseded_run_and_fails_cleanly_on_a_missing_one(env):
     pk = partition_key(CUSTOMER, DAY)
     sel = [warehouse_key("campaign")]
 
-    skipped = load.execute_in_process(partition_key=pk, instance=instance, tags={run_id_tag('campaign'): old},
-                                      asset_selection=sel, run_config=QUIET)
+    skipped = load.execute_in_process(
+        partition_key=pk, instance=instance, tags={run_id_tag("campaign"): old}, asset_selection=sel, run_config=QUIET
+    )
     assert skipped.success
     assert not skipped.get_asset_materialization_events()
     warehouse = ParquetWarehouse(str(settings.warehouse_root))
     assert warehouse.loaded_slice("campaign", CUSTOMER, DAY) is None
 
-    failed = load.execute_in_process(partition_key=pk, instance=instance, tags={run_id_tag('campaign'): newer},
-                                     asset_selection=sel, run_config=QUIET, raise_on_error=False)
+    failed = load.execute_in_process(
+        partition_key=pk,
+        instance=instance,
+        tags={run_id_tag("campaign"): newer},
+        asset_selection=sel,
+        run_config=QUIET,
+        raise_on_error=False,
+    )
     assert not failed.success
     assert warehouse.loaded_slice("campaign", CUSTOMER, DAY) is None

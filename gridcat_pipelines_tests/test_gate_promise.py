@@ -9,20 +9,20 @@ import json
 import os
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pytest
 
+from gridcat_pipelines.cli.local_runs import run_load
 from gridcat_pipelines.cli.main import main
 from gridcat_pipelines.defs.gate.assets import SOURCE_TAG, run_id_tag
 from gridcat_pipelines.defs.gate.sensors import RECONCILE_SENSOR_NAME
 from gridcat_pipelines.defs.ingestion.partitions import ingestion_partitions
-from gridcat_pipelines.cli.local_runs import run_load
-from gridcat_pipelines.defs.tag_facets.sensors import JOB_TAG, tag_facet_backfill_sensor
 from gridcat_pipelines.defs.resources import StateStoreResource
+from gridcat_pipelines.defs.tag_facets.sensors import JOB_TAG, tag_facet_backfill_sensor
 from gridcat_pipelines.errors import FAILED_PRECONDITION, INVALID_ARGUMENT, GridcatError
 from gridcat_pipelines.feeds.loader import load_pipeline_config
 from gridcat_pipelines.leases.store import LeaseStore
@@ -36,7 +36,7 @@ from gridcat_pipelines.warehouse.parquet_target import ParquetWarehouse
 from gridcat_pipelines.warehouse.postgres_target import PostgresWarehouse
 from gridcat_pipelines.warehouse.reconcile import LOAD_FAILED, PENDING_LOAD, find_stale, reasons_for
 from gridcat_pipelines.warehouse.status import warehouse_status
-from gridcat_pipelines_tests.test_gate import CUSTOMER, DAY, Gate, env  # noqa: F401,F811 - env is a fixture
+from gridcat_pipelines_tests.gate_helpers import CUSTOMER, DAY, Gate
 
 KEY = PartitionKey("google_ads", CUSTOMER, "campaign", DAY)
 
@@ -147,7 +147,11 @@ def test_many_loaders_racing_re_points_end_with_the_authoritative_run(store, tmp
     if loaded is None or (loaded.run_id, loaded.state_version) != (final.current_run_id, final.version):
         assert load_partition(store, sink, warehouse, KEY).status == LOADED
         loaded = warehouse.loaded_slice("campaign", CUSTOMER, DAY)
-    assert (loaded.run_id, loaded.state_version, loaded.rows) == (final.current_run_id, final.version, final.record_count)
+    assert (loaded.run_id, loaded.state_version, loaded.rows) == (
+        final.current_run_id,
+        final.version,
+        final.record_count,
+    )
 
 
 # ------------------------------------------------------------ 2. a failed load is retried
@@ -155,10 +159,15 @@ def test_many_loaders_racing_re_points_end_with_the_authoritative_run(store, tmp
 
 def _reconcile_tick(defs, instance) -> list[dg.RunRequest]:
     sensor = defs.resolve_sensor_def(RECONCILE_SENSOR_NAME)
-    with dg.build_sensor_context(
-        instance=instance, resources=defs.resources, repository_def=defs.get_repository_def(),
-        sensor_name=RECONCILE_SENSOR_NAME,
-    ) as ctx, dg.partition_loading_context(dynamic_partitions_store=instance):
+    with (
+        dg.build_sensor_context(
+            instance=instance,
+            resources=defs.resources,
+            repository_def=defs.get_repository_def(),
+            sensor_name=RECONCILE_SENSOR_NAME,
+        ) as ctx,
+        dg.partition_loading_context(dynamic_partitions_store=instance),
+    ):
         result = sensor.evaluate_tick(ctx)
     return list(result.run_requests or [])
 
@@ -178,12 +187,13 @@ def test_a_failed_load_is_found_and_retried_without_a_state_change(env, monkeypa
     os.rename(hidden, run_dir)
     assert gate.tick() == [], "the cursor moved on and the run_key is used: the gate alone never retries"
 
-    report = warehouse_status([store.get(KEY)], ParquetWarehouse(str(settings.warehouse_root)),
-                              lambda keys: reasons_for(store, keys))
+    report = warehouse_status(
+        [store.get(KEY)], ParquetWarehouse(str(settings.warehouse_root)), lambda keys: reasons_for(store, keys)
+    )
     (row,) = report["partitions"]
     assert row["sync"] == "missing" and row["reason"] == LOAD_FAILED and run in row["error"]
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     config = load_pipeline_config(settings.feeds_path, settings.customers_path)
     kwargs = dict(feeds=config.feeds, customers=[CUSTOMER], start_date=config.start_date, end_date=DAY)
     (stale,) = find_stale(store, now=now, **kwargs)
@@ -233,12 +243,17 @@ def test_the_reconcile_sensor_leaves_a_partition_with_a_load_in_flight_alone(env
     store_engine = store.engine
     from gridcat_pipelines.warehouse import load_log
 
-    load_log.record_requested(store_engine, [KEY], datetime.now(timezone.utc), due_now=True)
+    load_log.record_requested(store_engine, [KEY], datetime.now(UTC), due_now=True)
     (request,) = _reconcile_tick(defs, instance)
     job = defs.resolve_job_def("google_ads_warehouse_load")
-    instance.create_run_for_job(job, run_id=None, tags={**request.tags, "dagster/partition": str(request.partition_key)},
-                                status=dg.DagsterRunStatus.NOT_STARTED, asset_selection=frozenset(request.asset_selection))
-    load_log.record_requested(store_engine, [KEY], datetime.now(timezone.utc), due_now=True)
+    instance.create_run_for_job(
+        job,
+        run_id=None,
+        tags={**request.tags, "dagster/partition": str(request.partition_key)},
+        status=dg.DagsterRunStatus.NOT_STARTED,
+        asset_selection=frozenset(request.asset_selection),
+    )
+    load_log.record_requested(store_engine, [KEY], datetime.now(UTC), due_now=True)
     assert _reconcile_tick(defs, instance) == [], "a load of the partition is queued already"
 
 
@@ -246,7 +261,7 @@ def test_the_reconcile_sensor_leaves_a_partition_with_a_load_in_flight_alone(env
 
 
 def test_a_day_not_begun_anywhere_or_a_run_id_from_the_future_is_invalid(store):
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     latest = (now + timedelta(hours=14)).date()
     store.record_result(_ok(new_run_id(), 1, PartitionKey("google_ads", CUSTOMER, "campaign", latest)))
     for key, run in [
@@ -266,9 +281,24 @@ def test_cli_refuses_a_future_date(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("GRIDCAT_DB_URL", raising=False)
     main(["db", "upgrade"])
     capsys.readouterr()
-    future = (datetime.now(timezone.utc) + timedelta(days=2)).date().isoformat()
-    code = main(["states", "record", "--customer", CUSTOMER, "--query", "campaign", "--date", future,
-                 "--run-id", new_run_id(), "--status", "success", "--json"])
+    future = (datetime.now(UTC) + timedelta(days=2)).date().isoformat()
+    code = main(
+        [
+            "states",
+            "record",
+            "--customer",
+            CUSTOMER,
+            "--query",
+            "campaign",
+            "--date",
+            future,
+            "--run-id",
+            new_run_id(),
+            "--status",
+            "success",
+            "--json",
+        ]
+    )
     error = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
     assert code == 1 and error["code"] == INVALID_ARGUMENT and "logical_date" in error["message"]
 
@@ -277,12 +307,19 @@ def test_the_sensor_never_fails_a_tick_on_a_row_and_always_moves_its_cursor(env)
     """Rows written before the bounds existed (a store whose clock is far ahead stands in for
     them): a day the daily partitions do not have yet, a far-future run id, another source."""
     settings, instance, defs, store = env
-    ahead = StateStore(store.engine, check_schema=False, clock=lambda: datetime.now(timezone.utc) + timedelta(days=800))
-    today = datetime.now(timezone.utc).date()
+    ahead = StateStore(store.engine, check_schema=False, clock=lambda: datetime.now(UTC) + timedelta(days=800))
+    today = datetime.now(UTC).date()
     ahead.record_result(_ok(new_run_id(), 1, PartitionKey("google_ads", CUSTOMER, "campaign", today)))
-    ahead.record_result(_ok(new_run_id(), 1, PartitionKey("google_ads", CUSTOMER, "campaign", today + timedelta(days=30))))
-    ahead.record_result(_ok(run_id_at(int((datetime.now(timezone.utc) + timedelta(days=700)).timestamp() * 1000)), 1,
-                            PartitionKey("other_source", CUSTOMER, "campaign", DAY)))
+    ahead.record_result(
+        _ok(new_run_id(), 1, PartitionKey("google_ads", CUSTOMER, "campaign", today + timedelta(days=30)))
+    )
+    ahead.record_result(
+        _ok(
+            run_id_at(int((datetime.now(UTC) + timedelta(days=700)).timestamp() * 1000)),
+            1,
+            PartitionKey("other_source", CUSTOMER, "campaign", DAY),
+        )
+    )
     good = new_run_id()
     store.record_result(_ok(good, 1, PartitionKey("google_ads", CUSTOMER, "ad_group", DAY)))
     gate = Gate(defs, instance)
@@ -363,8 +400,14 @@ def test_the_loader_renews_its_lease_while_a_long_read_lasts(store, tmp_path):
         time.sleep(2.5)  # longer than the 1 s lease
         seen.extend(leases.list())
 
-    outcome = load_partition(store, InterleavingSink(sink_root, slow_read), ParquetWarehouse(str(tmp_path / "wh")),
-                             KEY, leases=leases, lease_ttl_seconds=1)
+    outcome = load_partition(
+        store,
+        InterleavingSink(sink_root, slow_read),
+        ParquetWarehouse(str(tmp_path / "wh")),
+        KEY,
+        leases=leases,
+        lease_ttl_seconds=1,
+    )
     assert outcome.status == LOADED
     assert len(seen) == 1 and seen[0].status == "ACTIVE", "the lease was still live after 2.5 s"
     assert leases.list() == []
@@ -386,8 +429,11 @@ def test_a_backfill_whose_run_died_before_its_first_batch_is_relaunched(sqlite_u
         killed_before_the_first_batch()
 
     with dg.instance_for_test() as instance:
+
         def tick():
-            result = tag_facet_backfill_sensor(dg.build_sensor_context(instance=instance, resources={"state_store": resource}))
+            result = tag_facet_backfill_sensor(
+                dg.build_sensor_context(instance=instance, resources={"state_store": resource})
+            )
             return [] if isinstance(result, dg.SkipReason) else list(result)
 
         (first,) = tick()

@@ -27,8 +27,11 @@ def enum(name: str) -> SimpleNamespace:
 
 def campaign_row(i: int, **overrides) -> SimpleNamespace:
     campaign = SimpleNamespace(
-        id=1000 + i, name=f"Campaign {i}", status=enum("ENABLED"),
-        advertising_channel_type=enum("SEARCH"), bidding_strategy_type=enum("TARGET_CPA"),
+        id=1000 + i,
+        name=f"Campaign {i}",
+        status=enum("ENABLED"),
+        advertising_channel_type=enum("SEARCH"),
+        bidding_strategy_type=enum("TARGET_CPA"),
     )
     for key, value in overrides.items():
         setattr(campaign, key, value)
@@ -36,8 +39,9 @@ def campaign_row(i: int, **overrides) -> SimpleNamespace:
         customer=SimpleNamespace(id=int(CUSTOMER.customer_id), currency_code="USD"),
         campaign=campaign,
         segments=SimpleNamespace(date=DAY.isoformat(), device=enum("MOBILE")),
-        metrics=SimpleNamespace(impressions=100 + i, clicks=5, cost_micros=1_230_000,
-                                conversions=1.5, conversions_value=42.25),
+        metrics=SimpleNamespace(
+            impressions=100 + i, clicks=5, cost_micros=1_230_000, conversions=1.5, conversions_value=42.25
+        ),
     )
 
 
@@ -85,8 +89,13 @@ def make_source(*script, **kwargs) -> tuple[GoogleAdsApiSource, FakeService, lis
     service = FakeService(*script)
     sleeps: list[float] = []
     source = GoogleAdsApiSource(
-        "dev-token", "client-id", "client-secret", "refresh-token",
-        client=FakeClient(service), sleep=sleeps.append, **kwargs,
+        "dev-token",
+        "client-id",
+        "client-secret",
+        "refresh-token",
+        client=FakeClient(service),
+        sleep=sleeps.append,
+        **kwargs,
     )
     return source, service, sleeps
 
@@ -116,12 +125,19 @@ def test_rows_map_to_the_feed_columns_and_types():
     assert all(b.schema == feed.arrow_schema() for b in batches)
     table = collect(batches)
     assert table.to_pylist()[0] == {
-        "customer_id": int(CUSTOMER.customer_id), "customer_currency_code": "USD",
-        "campaign_id": 1001, "campaign_name": "Campaign 1", "campaign_status": "ENABLED",
+        "customer_id": int(CUSTOMER.customer_id),
+        "customer_currency_code": "USD",
+        "campaign_id": 1001,
+        "campaign_name": "Campaign 1",
+        "campaign_status": "ENABLED",
         "campaign_advertising_channel_type": "SEARCH",
         "campaign_bidding_strategy_type": "TARGET_CPA",
-        "segments_date": DAY, "segments_device": "MOBILE", "metrics_impressions": 101,
-        "metrics_clicks": 5, "metrics_cost_micros": 1_230_000, "metrics_conversions": 1.5,
+        "segments_date": DAY,
+        "segments_device": "MOBILE",
+        "metrics_impressions": 101,
+        "metrics_clicks": 5,
+        "metrics_cost_micros": 1_230_000,
+        "metrics_conversions": 1.5,
         "metrics_conversions_value": 42.25,
     }
     second = table.to_pylist()[1]
@@ -142,9 +158,7 @@ def test_stream_batches_are_split_to_batch_rows():
     source, _, _ = make_source(api, batch_rows=3)
     batches = list(source.fetch(feed, CUSTOMER, DAY))
     assert [b.num_rows for b in batches] == [3, 1, 3, 1, 3, 1]
-    assert collect(batches)["campaign_id"].to_pylist() == [
-        1000 + 10 * b + i for b in range(3) for i in range(4)
-    ]
+    assert collect(batches)["campaign_id"].to_pylist() == [1000 + 10 * b + i for b in range(3) for i in range(4)]
 
 
 def test_empty_report_yields_nothing():
@@ -211,8 +225,7 @@ def test_unclassified_exception_is_a_source_error():
     assert sleeps == []
 
 
-@pytest.mark.parametrize("status,error", [("UNAVAILABLE", TransientSourceError),
-                                          ("PERMISSION_DENIED", SourceError)])
+@pytest.mark.parametrize("status,error", [("UNAVAILABLE", TransientSourceError), ("PERMISSION_DENIED", SourceError)])
 def test_failure_after_rows_were_yielded_is_raised_not_retried(status, error):
     def stream():
         yield response([campaign_row(1), campaign_row(2)])
@@ -237,8 +250,9 @@ def test_error_code_shapes():
             self.error, self.call, self.failure = call, call, failure
 
     assert error_code(GoogleAdsLike(RpcError("INTERNAL"), SimpleNamespace(errors=[]))) == "INTERNAL"
-    assert error_code(GoogleAdsLike(RpcError("INVALID_ARGUMENT"),
-                                    SimpleNamespace(errors=[quota]))) == "RESOURCE_EXHAUSTED"
+    assert (
+        error_code(GoogleAdsLike(RpcError("INVALID_ARGUMENT"), SimpleNamespace(errors=[quota]))) == "RESOURCE_EXHAUSTED"
+    )
 
     class ApiCoreLike(Exception):
         code = 429
@@ -344,12 +358,19 @@ def test_maps_a_real_google_ads_row():
     source, _, _ = make_source([types.SearchGoogleAdsStreamResponse(results=[row])])
     (record,) = collect(source.fetch(FEEDS["campaign"], CUSTOMER, DAY)).to_pylist()
     assert record == {
-        "customer_id": int(CUSTOMER.customer_id), "customer_currency_code": "USD",
-        "campaign_id": 987654321, "campaign_name": "Brand | Search | US",
-        "campaign_status": "PAUSED", "campaign_advertising_channel_type": "SEARCH",
-        "campaign_bidding_strategy_type": None, "segments_date": DAY,
-        "segments_device": "TABLET", "metrics_impressions": 1200, "metrics_clicks": 34,
-        "metrics_cost_micros": 56_780_000, "metrics_conversions": 2.5,
+        "customer_id": int(CUSTOMER.customer_id),
+        "customer_currency_code": "USD",
+        "campaign_id": 987654321,
+        "campaign_name": "Brand | Search | US",
+        "campaign_status": "PAUSED",
+        "campaign_advertising_channel_type": "SEARCH",
+        "campaign_bidding_strategy_type": None,
+        "segments_date": DAY,
+        "segments_device": "TABLET",
+        "metrics_impressions": 1200,
+        "metrics_clicks": 34,
+        "metrics_cost_micros": 56_780_000,
+        "metrics_conversions": 2.5,
         "metrics_conversions_value": 99.0,
     }
 

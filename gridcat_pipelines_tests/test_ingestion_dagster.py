@@ -7,21 +7,21 @@ authoritative run; a crash mid-write never becomes success; transient errors are
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import pytest
 
+from gridcat_pipelines.cli.dagster_instance import ensure_instance
 from gridcat_pipelines.config import Settings
 from gridcat_pipelines.definitions import build_defs
 from gridcat_pipelines.defs.ingestion.assets import raw_key, validated_key
 from gridcat_pipelines.defs.ingestion.jobs import INGEST_JOB_NAME
 from gridcat_pipelines.defs.ingestion.partitions import CUSTOMERS_PARTITION, partition_key
 from gridcat_pipelines.defs.ingestion.resources import AdsSourceResource
-from gridcat_pipelines.defs.resources import PipelineConfigResource
 from gridcat_pipelines.defs.ingestion.schedules import pull_dates
 from gridcat_pipelines.defs.ingestion.sensors import sync_customer_partitions
-from gridcat_pipelines.cli.dagster_instance import ensure_instance
+from gridcat_pipelines.defs.resources import PipelineConfigResource
 from gridcat_pipelines.feeds.loader import load_pipeline_config
 from gridcat_pipelines.raw_sink.sink import RawSink
 from gridcat_pipelines.sources.faults import FAULT_RULE
@@ -113,7 +113,9 @@ def test_clean_partition_succeeds_with_checks_per_partition(settings, instance):
 def test_each_fault_fails_exactly_its_rule_then_a_repull_succeeds(settings, instance):
     forced = {f"{CUSTOMER}|{feed}|{DAY}": kind for feed, kind in FAULTS_BY_FEED.items()}
     job = _job(settings, forced_faults=forced)
-    assert job.execute_in_process(partition_key=partition_key(CUSTOMER, DAY), instance=instance, run_config=QUIET).success
+    assert job.execute_in_process(
+        partition_key=partition_key(CUSTOMER, DAY), instance=instance, run_config=QUIET
+    ).success
     store = StateStore.open(settings.db_url)
     config = load_pipeline_config(settings.feeds_path, settings.customers_path)
     first_runs = {}
@@ -129,7 +131,9 @@ def test_each_fault_fails_exactly_its_rule_then_a_repull_succeeds(settings, inst
         first_runs[feed] = state.current_run_id
 
     # the same partition again: a new raw run per feed, faults heal on the second pull
-    assert job.execute_in_process(partition_key=partition_key(CUSTOMER, DAY), instance=instance, run_config=QUIET).success
+    assert job.execute_in_process(
+        partition_key=partition_key(CUSTOMER, DAY), instance=instance, run_config=QUIET
+    ).success
     for feed in FAULTS_BY_FEED:
         state = store.get(_key(feed))
         assert state.status == "success", (feed, state.error_message)
@@ -146,8 +150,11 @@ def test_crash_mid_write_never_becomes_success_and_transient_errors_retry(settin
     job = _job(settings, forced_faults=forced)
     selection = [raw_key("campaign"), validated_key("campaign"), raw_key("ad_group"), validated_key("ad_group")]
     result = job.execute_in_process(
-        partition_key=partition_key(CUSTOMER, day), instance=instance, asset_selection=selection,
-        raise_on_error=False, run_config=QUIET,
+        partition_key=partition_key(CUSTOMER, day),
+        instance=instance,
+        asset_selection=selection,
+        raise_on_error=False,
+        run_config=QUIET,
     )
     assert not result.success
     store = StateStore.open(settings.db_url)
@@ -166,8 +173,10 @@ def test_crash_mid_write_never_becomes_success_and_transient_errors_retry(settin
 
     # re-pull the crashed partition: a new, complete run becomes authoritative
     assert job.execute_in_process(
-        partition_key=partition_key(CUSTOMER, day), instance=instance,
-        asset_selection=selection[:2], run_config=QUIET,
+        partition_key=partition_key(CUSTOMER, day),
+        instance=instance,
+        asset_selection=selection[:2],
+        run_config=QUIET,
     ).success
     state = store.get(_key("campaign", day))
     assert state.status == "success" and state.current_run_id > crashed[0].run_id
@@ -177,7 +186,7 @@ def test_schedule_requests_yesterday_plus_lookback_for_every_customer(settings, 
     defs = build_defs(settings)
     schedule = defs.resolve_schedule_def("google_ads_daily_pull")
     config = load_pipeline_config(settings.feeds_path, settings.customers_path)
-    tick = datetime(2026, 11, 26, 6, 0, tzinfo=timezone.utc)
+    tick = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
     with dg.build_schedule_context(
         instance=instance, scheduled_execution_time=tick, repository_def=defs.get_repository_def()
     ) as ctx:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -51,7 +51,7 @@ def test_run_id_time_order_across_milliseconds():
     earlier = run_id_at(1_700_000_000_000)
     later = run_id_at(1_700_000_000_001)
     assert earlier < later
-    assert run_id_created_at(earlier) == datetime.fromtimestamp(1_700_000_000, tz=timezone.utc)
+    assert run_id_created_at(earlier) == datetime.fromtimestamp(1_700_000_000, tz=UTC)
 
 
 def test_run_id_parse_normalises_case_and_rejects_others():

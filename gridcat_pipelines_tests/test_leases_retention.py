@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pyarrow as pa
 import pytest
@@ -19,7 +19,7 @@ from gridcat_pipelines.warehouse.loader import LOADED, SKIPPED_SUPERSEDED, load_
 from gridcat_pipelines.warehouse.parquet_target import ParquetWarehouse
 
 KEY = PartitionKey("google_ads", "1234567890", "campaign", date(2026, 11, 20))
-NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
 class Clock:
@@ -85,13 +85,13 @@ def test_lease_lifecycle(store):
 def test_retention_never_deletes_a_pinned_or_authoritative_run(store, tmp_path):
     sink = RawSink(str(tmp_path / "raw"))
     old_pinned, old_free, authoritative = _runs(sink, KEY, [10, 9, 8])
-    newer_unvalidated, = _runs(sink, KEY, [7])
+    (newer_unvalidated,) = _runs(sink, KEY, [7])
     store.record_result(_ok(old_pinned))
     leases = LeaseStore(store, clock=Clock(NOW))
     lease = leases.begin([KEY], ttl_seconds=3600)  # pins old_pinned while it is authoritative
     store.record_result(_ok(authoritative))  # newer run takes over; old_pinned stays pinned
     other_key = PartitionKey("google_ads", "1234567890", "ad_group", date(2026, 11, 20))
-    no_state, = _runs(sink, other_key, [20])  # a partition without state: never touched
+    (no_state,) = _runs(sink, other_key, [20])  # a partition without state: never touched
 
     dry = apply_retention(store, sink, leases, older_than_days=1, dry_run=True, now=NOW)
     assert [r["run_id"] for r in dry.to_json()["would_delete"]] == [old_free]
@@ -106,7 +106,10 @@ def test_retention_never_deletes_a_pinned_or_authoritative_run(store, tmp_path):
     assert {r.run_id for r in sink.list_runs(other_key)} == {no_state}
 
     leases.end(lease.lease_id)
-    assert apply_retention(store, sink, leases, older_than_days=9.5, now=NOW).to_json()["deleted"][0]["run_id"] == old_pinned
+    assert (
+        apply_retention(store, sink, leases, older_than_days=9.5, now=NOW).to_json()["deleted"][0]["run_id"]
+        == old_pinned
+    )
     assert {r.run_id for r in sink.list_runs(KEY)} == {authoritative, newer_unvalidated}
 
 
@@ -115,8 +118,12 @@ def test_retention_age_and_zero(store, tmp_path):
     a, b, c = _runs(sink, KEY, [3, 0.5, 0.1])
     store.record_result(_ok(c))
     leases = LeaseStore(store, clock=Clock(NOW))
-    assert [r["run_id"] for r in apply_retention(store, sink, leases, older_than_days=1, dry_run=True, now=NOW).runs] == [a]
-    assert [r["run_id"] for r in apply_retention(store, sink, leases, older_than_days=0, dry_run=True, now=NOW).runs] == [a, b]
+    assert [
+        r["run_id"] for r in apply_retention(store, sink, leases, older_than_days=1, dry_run=True, now=NOW).runs
+    ] == [a]
+    assert [
+        r["run_id"] for r in apply_retention(store, sink, leases, older_than_days=0, dry_run=True, now=NOW).runs
+    ] == [a, b]
     with pytest.raises(GridcatError):
         apply_retention(store, sink, leases, older_than_days=-1)
 

@@ -29,7 +29,13 @@ def test_upgrade_creates_schema_and_is_idempotent(empty_url):
     applied = migrations.upgrade(engine)
     shipped = [m.version for m in migrations.available_migrations(engine.dialect.name)]
     assert [m.version for m in applied] == shipped
-    assert {"partition_state", "partition_state_history", "idempotency_record", "state_change_counter", migrations.MIGRATIONS_TABLE} <= _tables(engine)
+    assert {
+        "partition_state",
+        "partition_state_history",
+        "idempotency_record",
+        "state_change_counter",
+        migrations.MIGRATIONS_TABLE,
+    } <= _tables(engine)
     assert migrations.upgrade(engine) == []
     with engine.connect() as conn:
         assert conn.exec_driver_sql(f"SELECT count(*) FROM {migrations.MIGRATIONS_TABLE}").scalar() == len(shipped)
@@ -55,7 +61,9 @@ def test_newer_schema_is_refused(empty_url):
     migrations.upgrade(engine)
     with engine.begin() as conn:
         conn.execute(
-            sa.text(f"INSERT INTO {migrations.MIGRATIONS_TABLE} (version, name, checksum, applied_at) VALUES (99, 'future', 'x', :t)"),
+            sa.text(
+                f"INSERT INTO {migrations.MIGRATIONS_TABLE} (version, name, checksum, applied_at) VALUES (99, 'future', 'x', :t)"
+            ),
             {"t": migrations._now_for(engine.dialect.name)},
         )
     with pytest.raises(GridcatError) as err:

@@ -58,16 +58,21 @@ def _inject(monkeypatch, faults: dict[str, str]) -> None:
     from gridcat_pipelines.defs.ingestion.resources import AdsSourceResource
 
     real = definitions.build_defs
-    monkeypatch.setattr(definitions, "build_defs",
-                        lambda settings=None, **kw: real(settings, ads_source=AdsSourceResource(forced_faults=faults)))
+    monkeypatch.setattr(
+        definitions,
+        "build_defs",
+        lambda settings=None, **kw: real(settings, ads_source=AdsSourceResource(forced_faults=faults)),
+    )
 
 
 def test_a_failed_pull_prints_one_line_per_failed_step_and_no_stack_trace(tmp_path, monkeypatch, capfd):
     monkeypatch.setenv("GRIDCAT_HOME", str(tmp_path))
     monkeypatch.delenv("GRIDCAT_DB_URL", raising=False)
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    _inject(monkeypatch, {"1234567890|campaign|2026-11-20": "crash_mid_write",
-                          "1234567890|campaign|2026-11-21": "crash_mid_write"})
+    _inject(
+        monkeypatch,
+        {"1234567890|campaign|2026-11-20": "crash_mid_write", "1234567890|campaign|2026-11-21": "crash_mid_write"},
+    )
     assert main(["db", "upgrade"]) == 0
     capfd.readouterr()
 
@@ -81,8 +86,10 @@ def test_a_failed_pull_prints_one_line_per_failed_step_and_no_stack_trace(tmp_pa
     failed = [line for line in lines if line.startswith("failed: ")]
     assert failed == lines[:-1], err  # nothing else: no Dagster logging, no warnings
     (line,) = failed
-    assert line.startswith("failed: google_ads/raw/campaign 1234567890|2026-11-20: pull of campaign for 1234567890 "
-                           "on 2026-11-20 failed: synthetic crash after 1 batch(es)"), line
+    assert line.startswith(
+        "failed: google_ads/raw/campaign 1234567890|2026-11-20: pull of campaign for 1234567890 "
+        "on 2026-11-20 failed: synthetic crash after 1 batch(es)"
+    ), line
     assert line.endswith(f"[SourceCrash] (full trace: dagster run {run_id})"), line
     assert "Stack Trace" not in out + err and "Traceback" not in out + err
 
@@ -91,4 +98,7 @@ def test_a_failed_pull_prints_one_line_per_failed_step_and_no_stack_trace(tmp_pa
     assert main(verbose) == 1
     out, err = capfd.readouterr()
     assert "Stack Trace" in err and "SourceCrash" in err
-    assert sum(line.startswith("failed: google_ads/raw/campaign 1234567890|2026-11-21: ") for line in err.splitlines()) == 1
+    assert (
+        sum(line.startswith("failed: google_ads/raw/campaign 1234567890|2026-11-21: ") for line in err.splitlines())
+        == 1
+    )

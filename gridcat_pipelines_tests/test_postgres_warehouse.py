@@ -24,14 +24,16 @@ KEY = PartitionKey("google_ads", CUSTOMER, "campaign", DAY)
 
 
 def _rows(n: int, offset: int = 0) -> pa.Table:
-    return pa.table({
-        "customer_id": pa.array([int(CUSTOMER)] * n, pa.int64()),  # a feed column, not the slice column
-        "campaign_id": pa.array(range(offset, offset + n), pa.int64()),
-        "campaign_name": pa.array([None if i % 3 == 0 else f"c{i}" for i in range(n)], pa.string()),
-        "segments_date": pa.array([DAY] * n, pa.date32()),
-        "metrics_cost": pa.array([i * 0.5 for i in range(n)], pa.float64()),
-        "active": pa.array([i % 2 == 0 for i in range(n)], pa.bool_()),
-    })
+    return pa.table(
+        {
+            "customer_id": pa.array([int(CUSTOMER)] * n, pa.int64()),  # a feed column, not the slice column
+            "campaign_id": pa.array(range(offset, offset + n), pa.int64()),
+            "campaign_name": pa.array([None if i % 3 == 0 else f"c{i}" for i in range(n)], pa.string()),
+            "segments_date": pa.array([DAY] * n, pa.date32()),
+            "metrics_cost": pa.array([i * 0.5 for i in range(n)], pa.float64()),
+            "active": pa.array([i % 2 == 0 for i in range(n)], pa.bool_()),
+        }
+    )
 
 
 def _count(url: str, customer: str = CUSTOMER, day: date = DAY) -> tuple[int, set[str]]:
@@ -84,13 +86,18 @@ def test_table_layout_index_and_new_columns(url):
     wider = _rows(2).append_column("metrics_clicks", pa.array([1, 2], pa.int64()))
     wh.replace_slice("campaign", CUSTOMER, DAY, wider, new_run_id())
     with psycopg.connect(libpq_url(url)) as conn:
-        types = dict(conn.execute(
-            "SELECT column_name, data_type FROM information_schema.columns"
-            " WHERE table_schema = 'google_ads' AND table_name = 'campaign'"
-        ).fetchall())
-        indexes = [r[0] for r in conn.execute(
-            "SELECT indexdef FROM pg_indexes WHERE schemaname = 'google_ads' AND tablename = 'campaign'"
-        )]
+        types = dict(
+            conn.execute(
+                "SELECT column_name, data_type FROM information_schema.columns"
+                " WHERE table_schema = 'google_ads' AND table_name = 'campaign'"
+            ).fetchall()
+        )
+        indexes = [
+            r[0]
+            for r in conn.execute(
+                "SELECT indexdef FROM pg_indexes WHERE schemaname = 'google_ads' AND tablename = 'campaign'"
+            )
+        ]
     assert types["customer_id"] == "bigint" and types["segments_date"] == "date"
     assert types["metrics_cost"] == "double precision" and types["active"] == "boolean"
     assert types["metrics_clicks"] == "bigint", "a column a newer schema adds is added"
@@ -160,8 +167,10 @@ def test_concurrent_replaces_of_one_slice_do_not_mix(url):
     PostgresWarehouse(url).replace_slice("campaign", CUSTOMER, DAY, _rows(1), new_run_id())  # create the table
     runs = [new_run_id() for _ in range(6)]
     threads = [
-        threading.Thread(target=PostgresWarehouse(url).replace_slice,
-                         args=("campaign", CUSTOMER, DAY, _rows(5 + i, offset=10 * i), run))
+        threading.Thread(
+            target=PostgresWarehouse(url).replace_slice,
+            args=("campaign", CUSTOMER, DAY, _rows(5 + i, offset=10 * i), run),
+        )
         for i, run in enumerate(runs)
     ]
     for t in threads:

@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 import shutil
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -20,8 +20,7 @@ from gridcat_pipelines.errors import (
     NOT_FOUND,
     GridcatError,
 )
-from gridcat_pipelines.raw_sink import RawSink, RunMetadata, StatsAccumulator, column_stats
-from gridcat_pipelines.raw_sink import layout, stats
+from gridcat_pipelines.raw_sink import RawSink, RunMetadata, StatsAccumulator, column_stats, layout, stats
 from gridcat_pipelines.raw_sink.hll import HyperLogLog, hash_array
 from gridcat_pipelines.run_ids import new_run_id, parse_run_id, run_id_at
 from gridcat_pipelines.state.keys import PartitionKey
@@ -44,7 +43,13 @@ def sample_table() -> pa.Table:
 
 
 EXPECTED_STATS = {
-    "segments_date": {"null_count": 1, "min": "2026-10-31", "max": "2026-11-01", "distinct_estimate": 2, "distinct_exact": True},
+    "segments_date": {
+        "null_count": 1,
+        "min": "2026-10-31",
+        "max": "2026-11-01",
+        "distinct_estimate": 2,
+        "distinct_exact": True,
+    },
     "campaign_id": {"null_count": 1, "min": 1, "max": 3, "distinct_estimate": 3, "distinct_exact": True},
     "campaign_name": {"null_count": 1, "min": "a", "max": "b", "distinct_estimate": 2, "distinct_exact": True},
     "metrics_cost": {"null_count": 1, "min": -0.25, "max": 2.0, "distinct_estimate": 3, "distinct_exact": True},
@@ -71,7 +76,11 @@ def snapshot(root: Path) -> dict[str, tuple[int, str, int]]:
     for path in sorted(root.rglob("*")):
         if path.is_file():
             st = path.stat()
-            out[str(path.relative_to(root))] = (st.st_size, hashlib.sha256(path.read_bytes()).hexdigest(), st.st_mtime_ns)
+            out[str(path.relative_to(root))] = (
+                st.st_size,
+                hashlib.sha256(path.read_bytes()).hexdigest(),
+                st.st_mtime_ns,
+            )
     return out
 
 
@@ -97,8 +106,12 @@ def test_layout_paths_and_names():
     assert layout.metadata_tmp_name().startswith("metadata.json.tmp-")
     assert layout.metadata_tmp_name() != layout.metadata_tmp_name()
     assert layout.parse_run_dir_name(f"run_id={run_id}") == run_id
-    for bad in (f"run_id={run_id.upper()}", "run_id=not-a-uuid", f"run={run_id}",
-                "run_id=6f1c9a8e-2b4d-4c1e-9f3a-1b2c3d4e5f60"):  # the last is a UUIDv4
+    for bad in (
+        f"run_id={run_id.upper()}",
+        "run_id=not-a-uuid",
+        f"run={run_id}",
+        "run_id=6f1c9a8e-2b4d-4c1e-9f3a-1b2c3d4e5f60",
+    ):  # the last is a UUIDv4
         assert layout.parse_run_dir_name(bad) is None
 
 
@@ -130,7 +143,7 @@ def test_run_directory_contents_on_disk(sink: RawSink, tmp_path: Path):
 
 def test_round_trip_table_metadata_and_checksums(sink: RawSink):
     table = sample_table()
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     meta = sink.write_run(
         KEY,
         iter(table.to_batches(max_chunksize=2)),
@@ -146,7 +159,7 @@ def test_round_trip_table_metadata_and_checksums(sink: RawSink):
     assert meta.source_name == "synthetic"
     assert meta.gaql.startswith("SELECT campaign.id")
     assert meta.extracted_at.tzinfo is not None and meta.extracted_at.utcoffset() == timedelta(0)
-    assert before <= meta.extracted_at <= datetime.now(timezone.utc)
+    assert before <= meta.extracted_at <= datetime.now(UTC)
     assert json.loads(meta.arrow_schema) == [
         {"name": f.name, "type": str(f.type), "nullable": f.nullable} for f in table.schema
     ]
@@ -194,7 +207,7 @@ def test_column_stats_of_a_small_table():
 def test_column_stats_are_json_safe_for_other_types():
     table = pa.table(
         {
-            "ts": pa.array([datetime(2026, 11, 1, 12, tzinfo=timezone.utc), None], pa.timestamp("us", tz="UTC")),
+            "ts": pa.array([datetime(2026, 11, 1, 12, tzinfo=UTC), None], pa.timestamp("us", tz="UTC")),
             "flag": pa.array([True, False]),
             "nan_only": pa.array([float("nan"), None]),
             "blob": pa.array([b"\x00\xff", b"\x01"]),
@@ -208,11 +221,19 @@ def test_column_stats_are_json_safe_for_other_types():
     assert (result["flag"]["min"], result["flag"]["max"]) == (False, True)
     assert result["nan_only"]["min"] is None and result["nan_only"]["max"] is None
     assert (result["blob"]["min"], result["blob"]["max"]) == ("00ff", "01")
-    assert result["tags"] == {"null_count": 1, "min": None, "max": None, "distinct_estimate": None, "distinct_exact": False}
+    assert result["tags"] == {
+        "null_count": 1,
+        "min": None,
+        "max": None,
+        "distinct_estimate": None,
+        "distinct_exact": False,
+    }
     assert (result["dict"]["min"], result["dict"]["distinct_estimate"]) == ("x", 2)
     empty = column_stats(sample_table().slice(0, 0))
-    assert all(s == {"null_count": 0, "min": None, "max": None, "distinct_estimate": 0, "distinct_exact": True}
-               for s in empty.values())
+    assert all(
+        s == {"null_count": 0, "min": None, "max": None, "distinct_estimate": 0, "distinct_exact": True}
+        for s in empty.values()
+    )
 
 
 def test_stats_merged_over_batches_equal_stats_of_the_whole_table():
@@ -235,8 +256,13 @@ def test_stats_merged_over_batches_equal_stats_of_the_whole_table():
 def test_distinct_switches_to_hyperloglog_past_the_exact_limit(monkeypatch):
     monkeypatch.setattr(stats, "EXACT_DISTINCT_LIMIT", 1000)
     rows = 200_000
-    table = pa.table({"id": pa.array(range(rows), pa.int64()), "name": pa.array([f"kw {i}" for i in range(rows)]),
-                      "few": pa.array([f"c{i % 10}" for i in range(rows)])})
+    table = pa.table(
+        {
+            "id": pa.array(range(rows), pa.int64()),
+            "name": pa.array([f"kw {i}" for i in range(rows)]),
+            "few": pa.array([f"c{i % 10}" for i in range(rows)]),
+        }
+    )
     acc = StatsAccumulator(table.schema)
     for batch in table.to_batches(max_chunksize=7_000):
         acc.update(batch)
@@ -291,7 +317,11 @@ def test_empty_run_has_one_empty_file_with_the_given_schema(sink: RawSink):
     table = sink.read_table(meta)
     assert table.num_rows == 0 and table.schema.equals(schema)
     assert meta.column_stats["campaign_id"] == {
-        "null_count": 0, "min": None, "max": None, "distinct_estimate": 0, "distinct_exact": True,
+        "null_count": 0,
+        "min": None,
+        "max": None,
+        "distinct_estimate": 0,
+        "distinct_exact": True,
     }
     assert sink.verify_files(meta) == []
     assert [r.run_id for r in sink.list_runs(KEY)] == [meta.run_id]
@@ -369,8 +399,17 @@ def test_reading_methods_change_nothing_and_no_api_modifies_a_run(sink: RawSink,
     assert snapshot(tmp_path / "raw") == before
     public = {name for name in dir(RawSink) if not name.startswith("_")}
     assert public == {
-        "delete_run", "filesystem", "iter_all_runs", "list_runs", "read_metadata", "read_table",
-        "root", "run_path", "run_uri", "verify_files", "write_run",
+        "delete_run",
+        "filesystem",
+        "iter_all_runs",
+        "list_runs",
+        "read_metadata",
+        "read_table",
+        "root",
+        "run_path",
+        "run_uri",
+        "verify_files",
+        "write_run",
     }
     with pytest.raises(AttributeError):
         meta.record_count = 5  # frozen
@@ -445,8 +484,9 @@ def test_failed_metadata_rename_leaves_the_run_incomplete(sink: RawSink, monkeyp
 
 
 def test_verify_files_detects_tampering_in_a_copy(sink: RawSink, tmp_path: Path):
-    meta = sink.write_run(KEY, numbered_table(1000).to_batches(max_chunksize=100), schema_version="1",
-                          max_rows_per_file=400)
+    meta = sink.write_run(
+        KEY, numbered_table(1000).to_batches(max_chunksize=100), schema_version="1", max_rows_per_file=400
+    )
     assert len(meta.files) == 3
     original_dir = run_dir_of(sink, KEY, meta.run_id)
 
@@ -519,14 +559,18 @@ def test_read_metadata_errors(sink: RawSink):
 
 
 def test_list_runs_is_in_run_id_order_and_ignores_other_directories(sink: RawSink):
-    now_ms = int(datetime.now(timezone.utc).timestamp() * 1000)
+    now_ms = int(datetime.now(UTC).timestamp() * 1000)
     ids = [run_id_at(now_ms - 3000), run_id_at(now_ms - 2000), run_id_at(now_ms - 1000)]
     for run_id in (ids[2], ids[0], ids[1]):  # written out of order
         sink.write_run(KEY, [numbered_table(1)], schema_version="1", run_id=run_id)
     fresh = [sink.write_run(KEY, [numbered_table(1)], schema_version="1").run_id for _ in range(3)]
     partition = Path(sink.run_path(KEY, ids[0])).parent
-    for junk in ("run_id=not-a-uuid", "run_id=6f1c9a8e-2b4d-4c1e-9f3a-1b2c3d4e5f60", f"run_id={fresh[0].upper()}",
-                 "_tmp"):
+    for junk in (
+        "run_id=not-a-uuid",
+        "run_id=6f1c9a8e-2b4d-4c1e-9f3a-1b2c3d4e5f60",
+        f"run_id={fresh[0].upper()}",
+        "_tmp",
+    ):
         (partition / junk).mkdir()
     (partition / "README").write_text("not a run")
     runs = sink.list_runs(KEY)
@@ -585,8 +629,7 @@ def test_root_as_relative_path(tmp_path: Path, monkeypatch):
 
 def _exercise(sink: RawSink) -> None:
     """The whole life cycle on any filesystem."""
-    meta = sink.write_run(KEY, numbered_table(10).to_batches(max_chunksize=3), schema_version="1",
-                          max_rows_per_file=4)
+    meta = sink.write_run(KEY, numbered_table(10).to_batches(max_chunksize=3), schema_version="1", max_rows_per_file=4)
     with pytest.raises(RuntimeError):
         sink.write_run(KEY, _crashing(numbered_table(2).to_batches()), schema_version="1")
     assert [r.run_id for r in sink.list_runs(KEY)] == [meta.run_id]
@@ -617,7 +660,9 @@ def test_subtree_filesystem_over_local(tmp_path: Path):
     _exercise(sink)
     meta = sink.write_run(KEY, [numbered_table(2)], schema_version="1")
     assert (tmp_path / "base" / "raw" / layout.run_dir(KEY, meta.run_id) / "metadata.json").is_file()
-    assert sink.run_uri(KEY, meta.run_id) == "file://" + str(tmp_path / "base" / "raw" / layout.run_dir(KEY, meta.run_id))
+    assert sink.run_uri(KEY, meta.run_id) == "file://" + str(
+        tmp_path / "base" / "raw" / layout.run_dir(KEY, meta.run_id)
+    )
 
 
 def test_object_store_without_atomic_rename_writes_metadata_directly(monkeypatch):
@@ -641,8 +686,12 @@ def test_object_store_without_atomic_rename_writes_metadata_directly(monkeypatch
 
 
 def test_invalid_arguments(sink: RawSink):
-    for kwargs in ({"schema_version": ""}, {"schema_version": "1", "max_rows_per_file": 0},
-                   {"schema_version": "1", "run_id": "123"}, {"schema_version": "1", "gaql": 5}):
+    for kwargs in (
+        {"schema_version": ""},
+        {"schema_version": "1", "max_rows_per_file": 0},
+        {"schema_version": "1", "run_id": "123"},
+        {"schema_version": "1", "gaql": 5},
+    ):
         with pytest.raises(GridcatError) as exc:
             sink.write_run(KEY, [numbered_table(1)], **kwargs)
         assert code_of(exc) == INVALID_ARGUMENT

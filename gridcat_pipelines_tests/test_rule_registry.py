@@ -103,8 +103,15 @@ RULE_IDS = [rule.name for rule in DEFAULT]
 
 # Published names (asset checks, error messages, config keys): new rules are appended, these never change.
 PUBLISHED_RULES = (
-    "schema", "metadata_consistency", "row_schema", "cost_non_negative", "clicks_le_impressions",
-    "date_matches_partition", "ids_not_null", "primary_key_unique", "single_currency",
+    "schema",
+    "metadata_consistency",
+    "row_schema",
+    "cost_non_negative",
+    "clicks_le_impressions",
+    "date_matches_partition",
+    "ids_not_null",
+    "primary_key_unique",
+    "single_currency",
 )
 PUBLISHED_KEYS = {"non_negative", "clicks_le_impressions", "date_column", "not_null", "currency_column"}
 

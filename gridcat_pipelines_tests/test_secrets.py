@@ -56,9 +56,7 @@ def _free_port() -> int:
 
 def _graphql(port: int, query: str, variables: dict | None = None) -> dict:
     body = json.dumps({"query": query, "variables": variables or {}}).encode()
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql", body, {"Content-Type": "application/json"}
-    )
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", body, {"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=60) as reply:
         answer = json.loads(reply.read())
     assert "errors" not in answer, answer["errors"]
@@ -70,7 +68,9 @@ def _wait_for_webserver(port: int, web: subprocess.Popen, log: Path, timeout: fl
     while time.monotonic() < deadline:
         assert web.poll() is None, f"dagster-webserver exited: {log.read_text()[-3000:]}"
         try:
-            data = _graphql(port, "{ repositoriesOrError { __typename ... on RepositoryConnection { nodes { name } } } }")
+            data = _graphql(
+                port, "{ repositoriesOrError { __typename ... on RepositoryConnection { nodes { name } } } }"
+            )
             if data["repositoriesOrError"].get("nodes"):
                 return
         except OSError:
@@ -91,7 +91,11 @@ def test_no_password_reaches_the_dagster_ui_run_config_or_logs(tmp_path, pg_data
     }
     demo = subprocess.run(
         [str(BIN / "gridcat"), "demo", "--customers", "1", "--days", "1", "--fault-rate", "0", "--json"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert demo.returncode == 0, demo.stderr[-3000:]
     assert password not in demo.stdout + demo.stderr
@@ -100,7 +104,11 @@ def test_no_password_reaches_the_dagster_ui_run_config_or_logs(tmp_path, pg_data
     with log.open("w") as out:
         web = subprocess.Popen(
             [str(BIN / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         _wait_for_webserver(port, web, log)

@@ -37,8 +37,16 @@ CONTENTS: list[dict[str, Any]] = [
     dict(status="failed", schema_version="1", record_count=None, error_message="timeout", tags=None),
     dict(status="failed", schema_version="2", record_count=3, error_message="cost < 0", tags={"team": "ads"}),
 ]
-STATE_FIELDS = ("status", "current_run_id", "schema_version", "record_count", "error_message",
-                "attempt_count", "version", "tags")
+STATE_FIELDS = (
+    "status",
+    "current_run_id",
+    "schema_version",
+    "record_count",
+    "error_message",
+    "attempt_count",
+    "version",
+    "tags",
+)
 
 _customer_ids = itertools.count(1_000_000)
 

@@ -1,4 +1,4 @@
-"""The state store's contract (seed 002 + seed 001 conventions), on SQLite and PostgreSQL."""
+"""The state-store contract (with the catalog RPC conventions), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -13,12 +13,22 @@ KEY = PartitionKey.parse("123-456-7890", "campaign", "2026-11-01")
 
 def ok(run_id: str, key: PartitionKey = KEY, **kw) -> ValidationResult:
     """A success result."""
-    return ValidationResult(key=key, run_id=run_id, status="success", schema_version="1", record_count=kw.pop("record_count", 10), **kw)
+    return ValidationResult(
+        key=key, run_id=run_id, status="success", schema_version="1", record_count=kw.pop("record_count", 10), **kw
+    )
 
 
 def bad(run_id: str, key: PartitionKey = KEY, **kw) -> ValidationResult:
     """A failed result."""
-    return ValidationResult(key=key, run_id=run_id, status="failed", schema_version="1", record_count=3, error_message=kw.pop("error_message", "business_rule.cost_non_negative: 3 rows"), **kw)
+    return ValidationResult(
+        key=key,
+        run_id=run_id,
+        status="failed",
+        schema_version="1",
+        record_count=3,
+        error_message=kw.pop("error_message", "business_rule.cost_non_negative: 3 rows"),
+        **kw,
+    )
 
 
 def snapshot(store: StateStore) -> dict[str, list]:
@@ -143,7 +153,14 @@ def test_expected_version_guards_writes(store):
     ],
 )
 def test_bad_input_is_invalid_argument_and_writes_nothing(store, kwargs):
-    fields = dict(customer_id="1234567890", query_name="campaign", logical_date="2026-11-01", run_id=new_run_id(), status="success", record_count=1)
+    fields = dict(
+        customer_id="1234567890",
+        query_name="campaign",
+        logical_date="2026-11-01",
+        run_id=new_run_id(),
+        status="success",
+        record_count=1,
+    )
     fields.update(kwargs)
     before = snapshot(store)
     with pytest.raises(GridcatError) as err:
@@ -248,9 +265,14 @@ def test_list_pages_visit_every_row_once_in_key_order(store):
 
 def test_list_filters(store):
     _populate(store)
-    flt = StateFilter.parse(status="failed", customer_id="222", query_name="campaign", from_date="2026-11-02", to_date="2026-11-04")
+    flt = StateFilter.parse(
+        status="failed", customer_id="222", query_name="campaign", from_date="2026-11-02", to_date="2026-11-04"
+    )
     page = store.list_states(flt, page_size=100)
-    assert [(s.key.customer_id, s.key.logical_date.day, s.status) for s in page.states] == [("222", 2, "failed"), ("222", 4, "failed")]
+    assert [(s.key.customer_id, s.key.logical_date.day, s.status) for s in page.states] == [
+        ("222", 2, "failed"),
+        ("222", 4, "failed"),
+    ]
     assert page.next_page_token == ""
 
 
@@ -332,13 +354,15 @@ def test_batch_over_new_and_existing_keys(store):
     old_b, run_a, run_b = new_run_id(), new_run_id(), new_run_id()
     store.record_results([ok(run_a, key=a, tags={"team": "core"}), ok(run_b, key=b)])
     later_a, last_a, run_c = new_run_id(), new_run_id(), new_run_id()
-    outcomes = store.record_results([
-        bad(later_a, key=a),  # update, keeps tags (tags=None)
-        ok(run_c, key=c, tags={"env": "prod"}),  # new key
-        ok(old_b, key=b),  # older run than b's: superseded
-        ok(last_a, key=a, record_count=5),  # a second update of a in the same batch
-        ok(run_b, key=b),  # b's current result again: replayed
-    ])
+    outcomes = store.record_results(
+        [
+            bad(later_a, key=a),  # update, keeps tags (tags=None)
+            ok(run_c, key=c, tags={"env": "prod"}),  # new key
+            ok(old_b, key=b),  # older run than b's: superseded
+            ok(last_a, key=a, record_count=5),  # a second update of a in the same batch
+            ok(run_b, key=b),  # b's current result again: replayed
+        ]
+    )
     assert [o.outcome for o in outcomes] == ["applied", "applied", "superseded", "applied", "replayed"]
     states = store.get_many([a, b, c])
     assert (states[a].current_run_id, states[a].version, states[a].attempt_count) == (last_a, 3, 3)
@@ -385,7 +409,9 @@ def test_large_batch_over_existing_keys(store):
     outcomes = store.record_results(batch)
     assert [o.outcome for o in outcomes] == ["replayed"] * 20 + ["superseded"] * 20 + ["applied"] * 21
     states = store.get_many([*keys, fresh])
-    assert all((states[k].current_run_id, states[k].version, states[k].status) == (r, 2, "failed") for k, r in zip(keys, newer))
+    assert all(
+        (states[k].current_run_id, states[k].version, states[k].status) == (r, 2, "failed") for k, r in zip(keys, newer)
+    )
     assert states[fresh].version == 1
     assert [c.seq for c in store.changes_since(20)] == list(range(21, 42))
 

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from datetime import date, timedelta
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -45,8 +45,13 @@ CUSTOMERS = list(CONFIG.customers.values())
 BUSY = CUSTOMERS[:6]  # the last shipped customer is a mostly-dark sandbox account
 DAY = date(2026, 2, 3)
 DAYS = [DAY + timedelta(days=i) for i in range(0, 21, 5)]
-METRICS = ("metrics_impressions", "metrics_clicks", "metrics_cost_micros",
-           "metrics_conversions", "metrics_conversions_value")
+METRICS = (
+    "metrics_impressions",
+    "metrics_clicks",
+    "metrics_cost_micros",
+    "metrics_conversions",
+    "metrics_conversions_value",
+)
 ROW_FAULTS = [k for k in FAULT_KINDS if FAULT_RULE[k] is not None]
 
 
@@ -57,7 +62,7 @@ def collect(batches, feed: FeedConfig) -> pa.Table:
     return pa.Table.from_batches(batches)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _property_validator(feed_name: str, column: str) -> Draft202012Validator:
     schema = FEEDS[feed_name].row_schema["properties"][column]
     return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
@@ -67,9 +72,7 @@ def failing_rules(table: pa.Table, feed: FeedConfig, day: date) -> set[str]:
     """The validation rules ``table`` fails as the partition ``day`` of ``feed``."""
     failed: set[str] = set()
     expected = feed.arrow_schema()
-    if table.schema.names != expected.names or any(
-        got.type != want.type for got, want in zip(table.schema, expected)
-    ):
+    if table.schema.names != expected.names or any(got.type != want.type for got, want in zip(table.schema, expected)):
         failed.add("schema")
     names = set(table.column_names)
     props = feed.row_schema["properties"]
@@ -87,13 +90,12 @@ def failing_rules(table: pa.Table, feed: FeedConfig, day: date) -> set[str]:
     for col in rules.non_negative:
         if col in names and pc.any(pc.less(table[col], 0)).as_py():
             failed.add("cost_non_negative")
-    if rules.clicks_le_impressions and pc.any(
-        pc.greater(table["metrics_clicks"], table["metrics_impressions"])
-    ).as_py():
+    if (
+        rules.clicks_le_impressions
+        and pc.any(pc.greater(table["metrics_clicks"], table["metrics_impressions"])).as_py()
+    ):
         failed.add("clicks_le_impressions")
-    if table.num_rows and not pc.all(
-        pc.equal(table[rules.date_column], pa.scalar(day, pa.date32()))
-    ).as_py():
+    if table.num_rows and not pc.all(pc.equal(table[rules.date_column], pa.scalar(day, pa.date32()))).as_py():
         failed.add("date_matches_partition")
     if any(table[col].null_count for col in rules.not_null):
         failed.add("ids_not_null")
@@ -140,8 +142,7 @@ def test_different_seed_gives_different_data():
 
 def test_entities_are_stable_across_days(source):
     feed, customer = FEEDS["campaign"], CUSTOMERS[1]
-    ids = [set(collect(source.fetch(feed, customer, d), feed)["campaign_id"].to_pylist())
-           for d in DAYS]
+    ids = [set(collect(source.fetch(feed, customer, d), feed)["campaign_id"].to_pylist()) for d in DAYS]
     everything = set().union(*ids)
     assert 1 <= len(everything) <= 12
     names = collect(source.fetch(feed, customer, DAY), feed)
@@ -167,8 +168,14 @@ def test_deterministic_across_processes():
         "print(json.dumps([hashlib.sha256(str(t.to_pydict()).encode()).hexdigest(), faults]))\n"
     )
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                         text=True, check=True, cwd=Path(__file__).resolve().parents[1])
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     feed, customer = FEEDS["keyword_view"], CUSTOMERS[0]
     table = SyntheticSource(seed=3).table(feed, customer, date(2026, 2, 3))
     plan = FaultPlan(seed=3, rate=0.5)
@@ -257,10 +264,9 @@ def test_scale_grows_volume():
 def test_cost_is_heavy_tailed(source):
     """The top 10% of campaign rows carry more than 40% of the cost."""
     feed = FEEDS["campaign"]
-    cost = np.concatenate([
-        source.table(feed, c, d)["metrics_cost_micros"].to_numpy()
-        for c in BUSY[:4] for d in DAYS[:3]
-    ])
+    cost = np.concatenate(
+        [source.table(feed, c, d)["metrics_cost_micros"].to_numpy() for c in BUSY[:4] for d in DAYS[:3]]
+    )
     cost = np.sort(cost)[::-1]
     top = cost[: int(np.ceil(len(cost) * 0.1))]
     assert top.sum() > 0.4 * cost.sum()
@@ -269,8 +275,7 @@ def test_cost_is_heavy_tailed(source):
 def test_some_days_are_legitimately_empty(source):
     feed = FEEDS["campaign"]
     days = [date(2026, 1, 1) + timedelta(days=i) for i in range(60)]
-    empty = {c.customer_id: sum(source.table(feed, c, d).num_rows == 0 for d in days)
-             for c in CUSTOMERS}
+    empty = {c.customer_id: sum(source.table(feed, c, d).num_rows == 0 for d in days) for c in CUSTOMERS}
     share = sum(empty.values()) / (len(CUSTOMERS) * len(days))
     assert 0.01 < share < 0.3
     assert sum(1 for n in empty.values() if n) >= 2  # not a single odd customer
@@ -319,9 +324,7 @@ def test_each_fault_fails_exactly_its_rule(feed_name, kind):
     plain = SyntheticSource(seed=11)
     sandbox = CUSTOMERS[-1]
     keys = [(c, d) for c in BUSY[:3] for d in DAYS[:2]] + [(sandbox, _dark_day(plain, sandbox))]
-    plan = FaultPlan(seed=0, rate=0.0, forced={
-        (c.customer_id, feed_name, d.isoformat()): kind for c, d in keys
-    })
+    plan = FaultPlan(seed=0, rate=0.0, forced={(c.customer_id, feed_name, d.isoformat()): kind for c, d in keys})
     src = SyntheticSource(seed=11, faults=plan, batch_rows=64)
     for customer, day in keys:
         clean = plain.table(feed, customer, day)
@@ -365,8 +368,9 @@ def test_negative_cost_and_invalid_enum_do_not_apply_where_they_cannot():
     click_view = FEEDS["click_view"]
     assert "negative_cost" not in applicable_kinds(click_view)
     assert set(applicable_kinds(FEEDS["campaign"])) == set(FAULT_KINDS)
-    plan = FaultPlan(seed=0, rate=0.0, forced={(CUSTOMERS[0].customer_id, "click_view",
-                                                DAY.isoformat()): "negative_cost"})
+    plan = FaultPlan(
+        seed=0, rate=0.0, forced={(CUSTOMERS[0].customer_id, "click_view", DAY.isoformat()): "negative_cost"}
+    )
     with pytest.raises(GridcatError) as info:
         plan.fault_for(CUSTOMERS[0].customer_id, click_view, DAY)
     assert info.value.code == INVALID_ARGUMENT
@@ -374,8 +378,7 @@ def test_negative_cost_and_invalid_enum_do_not_apply_where_they_cannot():
 
 def test_transient_error_raises_before_any_batch():
     feed, customer = FEEDS["campaign"], BUSY[0]
-    plan = FaultPlan(seed=0, rate=0.0,
-                     forced={(customer.customer_id, feed.name, DAY.isoformat()): "transient_error"})
+    plan = FaultPlan(seed=0, rate=0.0, forced={(customer.customer_id, feed.name, DAY.isoformat()): "transient_error"})
     src = SyntheticSource(seed=11, faults=plan)
     stream = src.fetch(feed, customer, DAY)
     with pytest.raises(TransientSourceError):
@@ -389,9 +392,9 @@ def test_crash_mid_write_yields_then_raises(batch_rows):
     customer = CUSTOMERS[-1]
     src_plain = SyntheticSource(seed=11)
     days = [_dark_day(src_plain, customer), DAY]
-    plan = FaultPlan(seed=0, rate=0.0, forced={
-        (customer.customer_id, feed.name, d.isoformat()): "crash_mid_write" for d in days
-    })
+    plan = FaultPlan(
+        seed=0, rate=0.0, forced={(customer.customer_id, feed.name, d.isoformat()): "crash_mid_write" for d in days}
+    )
     src = SyntheticSource(seed=11, faults=plan, batch_rows=batch_rows)
     for day in days:
         got = []
@@ -409,8 +412,7 @@ def test_crash_mid_write_yields_then_raises(batch_rows):
 def test_fault_rate_matches_share_of_partitions():
     plan = FaultPlan(seed=42, rate=0.2)
     days = [date(2026, 1, 1) + timedelta(days=i) for i in range(60)]
-    kinds = [plan.fault_for(c.customer_id, f, d) for c in CUSTOMERS for f in FEEDS.values()
-             for d in days]
+    kinds = [plan.fault_for(c.customer_id, f, d) for c in CUSTOMERS for f in FEEDS.values() for d in days]
     share = sum(k is not None for k in kinds) / len(kinds)
     assert abs(share - 0.2) < 0.03
     assert set(kinds) - {None} == set(FAULT_KINDS)  # every kind gets drawn
@@ -419,10 +421,8 @@ def test_fault_rate_matches_share_of_partitions():
     first = [plan.fault_for(customer.customer_id, feed, d) for d in days]
     assert first == [plan.fault_for(customer.customer_id, feed, d) for d in days]
     assert all(plan.fault_for(customer.customer_id, feed, d, attempt=1) is None for d in days)
-    assert not any(FaultPlan(seed=42, rate=0.0).fault_for(customer.customer_id, feed, d)
-                   for d in days)
-    assert all(FaultPlan(seed=42, rate=1.0).fault_for(customer.customer_id, feed, d)
-               for d in days)
+    assert not any(FaultPlan(seed=42, rate=0.0).fault_for(customer.customer_id, feed, d) for d in days)
+    assert all(FaultPlan(seed=42, rate=1.0).fault_for(customer.customer_id, feed, d) for d in days)
 
 
 def test_fault_kinds_can_be_restricted():
@@ -443,18 +443,29 @@ def test_forced_faults_win_and_are_normalised():
     assert plan.fault_for(cid, FEEDS["ad_group"], DAY.isoformat()) == "mixed_currency"
     assert plan.fault_for(customer.customer_id, FEEDS["ad_group"], DAY, attempt=1) is None
     assert plan.fault_for(customer.customer_id, FEEDS["campaign"], DAY) is None
-    always = FaultPlan(seed=0, rate=1.0, kinds=("wrong_date",),
-                       forced={(customer.customer_id, "campaign", DAY.isoformat()): "invalid_enum"})
+    always = FaultPlan(
+        seed=0,
+        rate=1.0,
+        kinds=("wrong_date",),
+        forced={(customer.customer_id, "campaign", DAY.isoformat()): "invalid_enum"},
+    )
     assert always.fault_for(customer.customer_id, FEEDS["campaign"], DAY) == "invalid_enum"
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"rate": -0.1}, {"rate": 1.5}, {"rate": "0.2"}, {"rate": 0.1, "kinds": ("meteor_strike",)},
-    {"rate": 0.1, "kinds": ()}, {"rate": 0.1, "kinds": ("wrong_date", "wrong_date")},
-    {"rate": 0.1, "forced": {("1234567890", "campaign", "2026-01-01"): "nope"}},
-    {"rate": 0.1, "forced": {("12ab", "campaign", "2026-01-01"): "wrong_date"}},
-    {"rate": 0.1, "forced": {("1234567890", "campaign", "2026-13-01"): "wrong_date"}},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"rate": -0.1},
+        {"rate": 1.5},
+        {"rate": "0.2"},
+        {"rate": 0.1, "kinds": ("meteor_strike",)},
+        {"rate": 0.1, "kinds": ()},
+        {"rate": 0.1, "kinds": ("wrong_date", "wrong_date")},
+        {"rate": 0.1, "forced": {("1234567890", "campaign", "2026-01-01"): "nope"}},
+        {"rate": 0.1, "forced": {("12ab", "campaign", "2026-01-01"): "wrong_date"}},
+        {"rate": 0.1, "forced": {("1234567890", "campaign", "2026-13-01"): "wrong_date"}},
+    ],
+)
 def test_fault_plan_validates(kwargs):
     with pytest.raises(GridcatError) as info:
         FaultPlan(seed=0, **kwargs)
@@ -469,9 +480,16 @@ def test_source_validates(kwargs):
 
 def test_unknown_resource_is_a_source_error():
     feed = FEEDS["campaign"]
-    odd = FeedConfig(name="ad_group_ad", resource="ad_group_ad", gaql=feed.gaql,
-                     columns=feed.columns, primary_key=feed.primary_key, schema_version="1",
-                     row_schema=feed.row_schema, rules=feed.rules)
+    odd = FeedConfig(
+        name="ad_group_ad",
+        resource="ad_group_ad",
+        gaql=feed.gaql,
+        columns=feed.columns,
+        primary_key=feed.primary_key,
+        schema_version="1",
+        row_schema=feed.row_schema,
+        rules=feed.rules,
+    )
     with pytest.raises(SourceError):
         list(SyntheticSource().fetch(odd, CUSTOMERS[0], DAY))
 

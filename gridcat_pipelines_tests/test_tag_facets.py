@@ -1,4 +1,4 @@
-"""Tag facets (seed 000) on SQLite and PostgreSQL: validation, projector, backfill, filters."""
+"""Tag facets (the tag-facet contract) on SQLite and PostgreSQL: validation, projector, backfill, filters."""
 
 from __future__ import annotations
 
@@ -117,8 +117,11 @@ def test_validation_rules_change_nothing(store, svc):
     assert _rejected(store, svc.backfill_status, "../etc").code == "INVALID_ARGUMENT"
     assert _rejected(store, svc.run_backfill, "00000000-0000-0000-0000-000000000000").code == "NOT_FOUND"
     # filters
-    for bad in [[eq("nope", "x")], [{"key": "env", "op": "NEQ", "value": {"stringValue": "x"}}],
-                [{"key": "env", "op": "IN", "value": {"stringValue": "x"}}]]:
+    for bad in [
+        [eq("nope", "x")],
+        [{"key": "env", "op": "NEQ", "value": {"stringValue": "x"}}],
+        [{"key": "env", "op": "IN", "value": {"stringValue": "x"}}],
+    ]:
         err = _rejected(store, store.list_states, filters=bad)
         assert err.code == "INVALID_ARGUMENT" and "key not promoted" in err.details
     for bad in [[{"key": "env", "op": "EQ", "value": {"intValue": 3}}], ["env=prod"], "env=prod", [{"op": "EQ"}]]:
@@ -154,7 +157,9 @@ def test_disable_keeps_column_and_repromote_reuses_it(store, svc):
     store.record_result(result(50, {"env": "prod"}))
     with store.engine.connect() as conn:
         assert "environment" in ddl.state_columns(conn)
-        assert conn.exec_driver_sql("SELECT environment FROM partition_state WHERE customer_id = '1050'").scalar() is None
+        assert (
+            conn.exec_driver_sql("SELECT environment FROM partition_state WHERE customer_id = '1050'").scalar() is None
+        )
     assert _rejected(store, svc.promote, "env", "other_col").code == "INVALID_ARGUMENT"
     again = svc.promote("env")
     assert again["facet_id"] == env["facet_id"] and again["column_name"] == "environment"
@@ -203,7 +208,10 @@ def test_backfill_key_ranges_are_exact(store):
 
     keys = [
         PartitionKey(source, str(1000 + c), q, date(2026, 1, 1) + timedelta(days=d))
-        for source in ("ads_a", "ads_b") for c in range(2) for q in ("qa", "qb") for d in range(2)
+        for source in ("ads_a", "ads_b")
+        for c in range(2)
+        for q in ("qa", "qb")
+        for d in range(2)
     ]
     store.record_results([ValidationResult(key=k, run_id=new_run_id(), status="success", record_count=1) for k in keys])
     ordered = sorted(k.as_tuple() for k in keys)
@@ -212,7 +220,11 @@ def test_backfill_key_ranges_are_exact(store):
         for i, lo in enumerate(ordered):
             for hi in ordered[i:]:
                 for inclusive in (False, True):
-                    query = sa.select(*cols).where(*_key_range(partition_state, lo, hi, lo_inclusive=inclusive)).order_by(*cols)
+                    query = (
+                        sa.select(*cols)
+                        .where(*_key_range(partition_state, lo, hi, lo_inclusive=inclusive))
+                        .order_by(*cols)
+                    )
                     got = [tuple(r) for r in conn.execute(query)]
                     want = [k for k in ordered if (lo <= k if inclusive else lo < k) and k <= hi]
                     assert got == want, (lo, hi, inclusive)
@@ -250,11 +262,18 @@ def test_page_tokens_bound_to_filters(store, svc):
     svc.run_backfill(svc.promote("env")["job_id"])
     page = store.list_states(filters=[eq("env", "prod")], page_size=3)
     assert page.next_page_token
-    assert _code(store.list_states, filters=[eq("env", "dev")], page_token=page.next_page_token).code == "INVALID_ARGUMENT"
+    assert (
+        _code(store.list_states, filters=[eq("env", "dev")], page_token=page.next_page_token).code == "INVALID_ARGUMENT"
+    )
     assert _code(store.list_states, page_token=page.next_page_token).code == "INVALID_ARGUMENT"
     plain = store.list_states(page_size=3)
-    assert _code(store.list_states, filters=[eq("env", "prod")], page_token=plain.next_page_token).code == "INVALID_ARGUMENT"
-    assert len(store.list_states(filters=[eq("env", "prod")], page_token=page.next_page_token, page_size=1000).states) == 7
+    assert (
+        _code(store.list_states, filters=[eq("env", "prod")], page_token=plain.next_page_token).code
+        == "INVALID_ARGUMENT"
+    )
+    assert (
+        len(store.list_states(filters=[eq("env", "prod")], page_token=page.next_page_token, page_size=1000).states) == 7
+    )
     assert len(store.list_states(filters=[eq("env", "prod")]).states) == 10  # default page size
     assert store.list_states(page_size=5000).states.__len__() == 30  # capped at 1000
 

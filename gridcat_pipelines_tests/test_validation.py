@@ -418,7 +418,12 @@ def test_primary_key_unique_counts_every_row_of_duplicated_keys():
     by_rows = sorted((s["rows"], s["copies"]) for s in result.samples)
     assert by_rows == [([0, 6, 7], 3), ([4, 8], 2)]
     key = next(s["key"] for s in result.samples if s["copies"] == 3)
-    assert key == {"customer_id": 1234567890, "campaign_id": 100, "segments_date": "2026-11-01", "segments_device": "MOBILE"}
+    assert key == {
+        "customer_id": 1234567890,
+        "campaign_id": 100,
+        "segments_date": "2026-11-01",
+        "segments_device": "MOBILE",
+    }
     assert failed(report) == {"primary_key_unique": 5}
 
 
@@ -441,7 +446,12 @@ def test_primary_key_unique_when_every_key_column_is_constant():
     assert result.samples[0]["key"]["segments_device"] == "MOBILE"
 
 
-PK_COLUMNS = (ColumnSpec("k.i", "int64"), ColumnSpec("k.d", "date32"), ColumnSpec("k.s", "string"), ColumnSpec("k.b", "bool"))
+PK_COLUMNS = (
+    ColumnSpec("k.i", "int64"),
+    ColumnSpec("k.d", "date32"),
+    ColumnSpec("k.s", "string"),
+    ColumnSpec("k.b", "bool"),
+)
 
 
 @settings(max_examples=200, deadline=None)
@@ -623,7 +633,9 @@ def test_report_json_is_serialisable_and_complete():
 
 
 def test_report_needs_structural_rules_to_pass():
-    results = tuple(RuleResult.skip(r, "unreadable") if r != "metadata_consistency" else RuleResult.ok(r) for r in RULES)
+    results = tuple(
+        RuleResult.skip(r, "unreadable") if r != "metadata_consistency" else RuleResult.ok(r) for r in RULES
+    )
     report = ValidationReport(KEY, RUN_ID, "1", 0, results)
     assert not report.passed and report.failed_rules == ()
     assert report.error_message() == "schema: skipped (unreadable)"
@@ -710,12 +722,41 @@ AGREE_FEED = FeedConfig(
     row_schema={},
 )
 ALPHABET = "abcXYZ09 -_é"
-PATTERNS = ["^a", "b", "[0-9]{2}", "^[A-Z]", "c$", "^$", "a|Z", "(ab)+", "^.{2,3}$", "é", "[^a-z]",
-            "^[0-9]{4}-[0-9]{2}", "X.*Z", "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"]
+PATTERNS = [
+    "^a",
+    "b",
+    "[0-9]{2}",
+    "^[A-Z]",
+    "c$",
+    "^$",
+    "a|Z",
+    "(ab)+",
+    "^.{2,3}$",
+    "é",
+    "[^a-z]",
+    "^[0-9]{4}-[0-9]{2}",
+    "X.*Z",
+    "^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+]
 SPECIAL_DATES = [date(2020, 2, 29), date(1, 1, 1), date(9999, 12, 31), date(99, 3, 4)]
-DATE_TEXTS = ["2021-02-29", "2020-02-29", "1900-02-29", "2000-02-29", "0000-01-01", "2020-13-01", "2020-00-10",
-              "2020-01-32", "2020-04-31", "2020-1-01", "20200101", "2020-01-01x", " 2020-01-01", "٢٠٢٠-01-01",
-              "9999-12-31", "0001-01-01"]
+DATE_TEXTS = [
+    "2021-02-29",
+    "2020-02-29",
+    "1900-02-29",
+    "2000-02-29",
+    "0000-01-01",
+    "2020-13-01",
+    "2020-00-10",
+    "2020-01-32",
+    "2020-04-31",
+    "2020-1-01",
+    "20200101",
+    "2020-01-01x",
+    " 2020-01-01",
+    "٢٠٢٠-01-01",
+    "9999-12-31",
+    "0001-01-01",
+]
 
 ints = st.one_of(
     st.integers(-6, 6),
@@ -733,6 +774,8 @@ date_texts = st.one_of(
 )
 dates = st.one_of(st.dates(), st.sampled_from(SPECIAL_DATES))
 bools = st.booleans()
+
+
 def mostly_set(values):
     """``values`` (which may be None) with an extra None branch weighted about one in eight."""
     return st.one_of(st.none(), *([values] * 7))
@@ -760,7 +803,14 @@ bounds = st.one_of(
 SCALAR_TYPES = ["integer", "number", "string", "boolean", "null"]
 
 
-NATURAL_TYPES = {"i": ["integer"], "f": ["number", "integer"], "s": ["string"], "t": ["string"], "d": ["string"], "b": ["boolean"]}
+NATURAL_TYPES = {
+    "i": ["integer"],
+    "f": ["number", "integer"],
+    "s": ["string"],
+    "t": ["string"],
+    "d": ["string"],
+    "b": ["boolean"],
+}
 # Values an enum/const may hold, biased towards each column's own values so rows often pass.
 DOMAIN = {
     "i": st.one_of(st.integers(-6, 6), st.sampled_from([2.0, -0.0, 2**63 - 1, 2**53 + 1])),
@@ -782,7 +832,9 @@ def property_schemas(draw, column: str | None = None):
     rare = lambda n=5: draw(st.integers(0, n)) == 0  # noqa: E731 - each keyword in ~1/(n+1) of properties
     if draw(st.booleans()):
         if column and not rare(4):
-            types = [draw(st.sampled_from(NATURAL_TYPES[column]))] + draw(st.lists(st.sampled_from(SCALAR_TYPES), max_size=2, unique=True))
+            types = [draw(st.sampled_from(NATURAL_TYPES[column]))] + draw(
+                st.lists(st.sampled_from(SCALAR_TYPES), max_size=2, unique=True)
+            )
         else:
             types = draw(st.lists(st.sampled_from(SCALAR_TYPES), min_size=1, max_size=3, unique=True))
         types = list(dict.fromkeys(types))
@@ -863,8 +915,23 @@ def test_each_keyword_alone_agrees_with_jsonschema(schema, rows):
 
 EDGE_VALUES: dict[str, list[Any]] = {
     "i": [None, 0, 1, -1, 2, 3, 5, 2**53, 2**53 + 1, 2**63 - 1, -(2**63)],
-    "f": [None, 0.0, -0.0, 0.5, 1.0, 2.0, 2.5, -3.0, 2.0**53, 2.0**53 + 2, 2.0**63, 1e300,
-          float("inf"), float("-inf"), float("nan")],
+    "f": [
+        None,
+        0.0,
+        -0.0,
+        0.5,
+        1.0,
+        2.0,
+        2.5,
+        -3.0,
+        2.0**53,
+        2.0**53 + 2,
+        2.0**63,
+        1e300,
+        float("inf"),
+        float("-inf"),
+        float("nan"),
+    ],
     "s": [None, "", "a", "ab", "abc", "ENABLED", "é", "éé", "2020-02-29", "aXZ", "0123", "Xb", "ab-ab"],
     "t": [None, *DATE_TEXTS],
     "d": [None, *SPECIAL_DATES, date(2020, 1, 1)],
@@ -916,10 +983,16 @@ def test_every_edge_keyword_agrees_with_jsonschema_on_edge_values(column):
 @settings(max_examples=100, deadline=None)
 @given(rows=st.lists(rows_strategy, min_size=1, max_size=12), chunk=st.integers(1, 5))
 def test_row_schema_verdict_does_not_depend_on_chunking(rows, chunk):
-    schema = {"type": "object", "properties": {
-        "i": {"type": ["integer", "null"], "minimum": 0}, "f": {"type": "integer"},
-        "s": {"pattern": "a", "maxLength": 3}, "t": {"format": "date"}, "d": {"pattern": "-02-"},
-    }}
+    schema = {
+        "type": "object",
+        "properties": {
+            "i": {"type": ["integer", "null"], "minimum": 0},
+            "f": {"type": "integer"},
+            "s": {"pattern": "a", "maxLength": 3},
+            "t": {"format": "date"},
+            "d": {"pattern": "-02-"},
+        },
+    }
     feed = replace(AGREE_FEED, row_schema=schema)
     table = pa.Table.from_pylist(rows, schema=feed.arrow_schema())
     chunked = pa.Table.from_batches(table.to_batches(max_chunksize=chunk), schema=table.schema)
@@ -1029,16 +1102,15 @@ CONFIG = load_pipeline_config()
 REAL_FEEDS = sorted(CONFIG.feeds)
 REAL_DAY = date(2026, 3, 10)
 FAULT_CASES = [
-    (feed, kind)
-    for feed in REAL_FEEDS
-    for kind in applicable_kinds(CONFIG.feeds[feed])
-    if FAULT_RULE[kind] is not None
+    (feed, kind) for feed in REAL_FEEDS for kind in applicable_kinds(CONFIG.feeds[feed]) if FAULT_RULE[kind] is not None
 ]
 
 
 def write_and_validate(sink: RawSink, feed: FeedConfig, customer: CustomerConfig, table: pa.Table) -> ValidationReport:
     key = PartitionKey.parse(customer.customer_id, feed.name, REAL_DAY)
-    meta = sink.write_run(key, [table], schema_version=feed.schema_version, schema=table.schema, source_name="synthetic")
+    meta = sink.write_run(
+        key, [table], schema_version=feed.schema_version, schema=table.schema, source_name="synthetic"
+    )
     return validate_run(sink, key, meta.run_id, feed, customer)
 
 
@@ -1106,8 +1178,13 @@ def test_real_sink_tampered_file_fails_metadata_and_still_runs_row_rules(tmp_pat
     meta = sink.write_run(key, [table], schema_version=feed.schema_version)
     i = table.schema.get_field_index("metrics_cost_micros")
     cost = pa.array([-1] + table.column(i).to_pylist()[1:], pa.int64())
-    pq.write_table(table.set_column(i, table.schema.field(i), cost), f"{sink.run_path(key, meta.run_id)}/{meta.files[0].path}")
+    pq.write_table(
+        table.set_column(i, table.schema.field(i), cost), f"{sink.run_path(key, meta.run_id)}/{meta.files[0].path}"
+    )
     report = validate_run(sink, key, meta.run_id, feed, customer)
     assert [r.rule for r in report.failed_rules] == ["metadata_consistency", "cost_non_negative"]
-    assert "sha256" in report.result("metadata_consistency").message or "bytes" in report.result("metadata_consistency").message
+    assert (
+        "sha256" in report.result("metadata_consistency").message
+        or "bytes" in report.result("metadata_consistency").message
+    )
     assert report.result("cost_non_negative").failing_rows == 1

@@ -59,12 +59,12 @@ class Response:
         self.headers = headers or {}
 
     @classmethod
-    def json(cls, status: int, payload: Any, headers: dict[str, str] | None = None) -> "Response":
+    def json(cls, status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
         """``payload`` as compact JSON."""
         return cls(status, json.dumps(payload, separators=(",", ":"), default=str).encode("utf-8"), headers)
 
     @classmethod
-    def error(cls, error: GridcatError | HttpError) -> "Response":
+    def error(cls, error: GridcatError | HttpError) -> Response:
         """An error in Connect's shape with Connect's HTTP status."""
         status, payload = connect_error(error)
         return cls.json(status, payload, getattr(error, "headers", None))
@@ -125,8 +125,9 @@ class GridcatApi:
         principal = self.auth.authenticate(headers.get("authorization"))
         principal.require(route.role)
         message = await self._message(route, headers, receive)
-        call = Call(message=message, principal=principal, path_params=_checked(params, "path"),
-                    query=self._query(route, scope))
+        call = Call(
+            message=message, principal=principal, path_params=_checked(params, "path"), query=self._query(route, scope)
+        )
         key = headers.get("idempotency-key") if route.mutation else None
         if key is None:
             return await self._run(route, call)
@@ -137,8 +138,11 @@ class GridcatApi:
             return {}
         length = headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body):
-            raise _TooLarge(self.max_body, unread=True) if length.isdigit() else HttpError(
-                400, INVALID_ARGUMENT, "Content-Length is not a number")
+            raise (
+                _TooLarge(self.max_body, unread=True)
+                if length.isdigit()
+                else HttpError(400, INVALID_ARGUMENT, "Content-Length is not a number")
+            )
         ctype = headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype and ctype != "application/json" or (route.is_rpc and not ctype):
             raise HttpError(415, INVALID_ARGUMENT, f"Content-Type must be application/json, not {ctype or 'missing'!r}")
@@ -154,7 +158,9 @@ class GridcatApi:
         allowed = {p["name"] for p in route.query_params}
         unknown = sorted({k for k, _ in pairs} - allowed)
         if unknown:
-            raise GridcatError(INVALID_ARGUMENT, f"unknown query parameter(s): {', '.join(unknown)}", [{"fields": unknown}])
+            raise GridcatError(
+                INVALID_ARGUMENT, f"unknown query parameter(s): {', '.join(unknown)}", [{"fields": unknown}]
+            )
         return _checked(dict(pairs), "query")
 
     async def _run(self, route: Route, call: Call) -> Response:
@@ -203,19 +209,29 @@ class _TooLarge(Exception):
     def __init__(self, limit: int, *, unread: bool):
         super().__init__("request body too large")
         self.unread = unread
-        self.error = HttpError(413, "RESOURCE_EXHAUSTED", f"request body is larger than {limit} bytes", [{"limit_bytes": limit}])
+        self.error = HttpError(
+            413, "RESOURCE_EXHAUSTED", f"request body is larger than {limit} bytes", [{"limit_bytes": limit}]
+        )
 
 
 def _log_request(scope: dict[str, Any], status: int, ms: float) -> None:
     """The request's access line; the path percent-encoded (as uvicorn does), no query string."""
     method, path = str(scope.get("method", "")), quote(str(scope.get("path", "")))
-    access_log.info("%s %s %d %.1f ms", method, path, status, ms,
-                    extra={"method": method, "path": path, "status": status, "duration_ms": round(ms, 1)})
+    access_log.info(
+        "%s %s %d %.1f ms",
+        method,
+        path,
+        status,
+        ms,
+        extra={"method": method, "path": path, "status": status, "duration_ms": round(ms, 1)},
+    )
 
 
 def _allow(method: str, allowed: tuple[str, ...]) -> None:
     if method not in allowed:
-        raise HttpError(405, "UNIMPLEMENTED", f"method {method} is not allowed here", headers={"allow": ", ".join(allowed)})
+        raise HttpError(
+            405, "UNIMPLEMENTED", f"method {method} is not allowed here", headers={"allow": ", ".join(allowed)}
+        )
 
 
 def _headers(scope: dict[str, Any]) -> dict[str, str]:
@@ -259,6 +275,3 @@ async def _send(send: Send, response: Response) -> None:
     headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     await send({"type": "http.response.body", "body": response.body})
-
-
-

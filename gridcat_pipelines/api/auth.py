@@ -49,7 +49,7 @@ class TokenAuth:
         self._tokens = [(_digest(t), ADMIN) for t in admin_tokens] + [(_digest(t), READ) for t in read_tokens]
 
     @classmethod
-    def from_settings(cls, admin_tokens: str, read_tokens: str, *, enabled: bool = True) -> "TokenAuth":
+    def from_settings(cls, admin_tokens: str, read_tokens: str, *, enabled: bool = True) -> TokenAuth:
         """Tokens from the comma-separated ``GRIDCAT_API_ADMIN_TOKENS`` / ``GRIDCAT_API_READ_TOKENS``."""
         return cls(parse_tokens(admin_tokens), parse_tokens(read_tokens), enabled=enabled)
 

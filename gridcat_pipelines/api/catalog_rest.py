@@ -1,6 +1,6 @@
-"""Seed 003's REST paths: the facet type catalog and the catalog entities.
+"""The facet-type catalog spec's REST paths: the facet type catalog and the catalog entities.
 
-Descriptors and entities use seed 003's own (camelCase) field names, exactly as
+Descriptors and entities use the facet-type catalog spec's own (camelCase) field names, exactly as
 ``gridcat facet-types get --json`` and ``gridcat entities get --json`` print them.
 """
 
@@ -91,33 +91,110 @@ def _int_param(value: str | None, name: str) -> int | None:
 
 
 def _param(name: str, description: str, *, schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema or {"type": "string"}}
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema or {"type": "string"},
+    }
 
 
 TYPE_KEY = {"typeKey": schemas.TYPE_KEY}
 ENTITY_ID = {"entityId": schemas.ENTITY_ID}
 
 ROUTES = [
-    Route("GET", "/metadata/facet-types", "listFacetTypes", "Every registered facet type", list_types,
-          response="FacetTypeList", tag=TAG),
-    Route("GET", "/metadata/facet-types/{typeKey}", "getFacetType", "One facet type's descriptor, schema included",
-          get_type, response="FacetTypeDescriptor", tag=TAG, path_param_schemas=TYPE_KEY),
-    Route("POST", "/metadata/facet-types", "createFacetType", "Register a custom facet type", create_type,
-          response="FacetTypeDescriptor", request="FacetTypeWrite", mutation=True, status=201, tag=TAG),
-    Route("PUT", "/metadata/facet-types/{typeKey}", "updateFacetType", "Update a facet type (platform fields of mandatory types are fixed)",
-          update_type, response="FacetTypeDescriptor", request="FacetTypeUpdate", mutation=True, tag=TAG,
-          path_param_schemas=TYPE_KEY),
-    Route("DELETE", "/metadata/facet-types/{typeKey}", "deleteFacetType", "Delete a custom facet type", delete_type,
-          response="FacetTypeDeleted", mutation=True, tag=TAG, path_param_schemas=TYPE_KEY),
-    Route("GET", "/metadata/entities", "listEntities", "Catalog entities, one page at a time", list_entities,
-          response="EntityList", tag=TAG, query_params=(
-              _param("type", "CATALOG, SCHEMA, TABLE, ATTRIBUTE or CONCEPT"),
-              _param("parent", "only children of this entity id"),
-              _param("page_size", "entities per page (default 50, max 1000)", schema={"type": "integer", "minimum": 0, "maximum": 1000}),
-              _param("page_token", "next_page_token of the previous page"),
-          )),
-    Route("GET", "/metadata/entities/{entityId}", "getEntity", "One entity with its facets", get_entity,
-          response="Entity", tag=TAG, path_param_schemas=ENTITY_ID),
-    Route("POST", "/metadata/entities/validate", "validateEntity", "Validate an entity's facets (nothing is stored)",
-          validate_entity, response="EntityValidationReport", request="EntityWrite", tag=TAG),
+    Route(
+        "GET",
+        "/metadata/facet-types",
+        "listFacetTypes",
+        "Every registered facet type",
+        list_types,
+        response="FacetTypeList",
+        tag=TAG,
+    ),
+    Route(
+        "GET",
+        "/metadata/facet-types/{typeKey}",
+        "getFacetType",
+        "One facet type's descriptor, schema included",
+        get_type,
+        response="FacetTypeDescriptor",
+        tag=TAG,
+        path_param_schemas=TYPE_KEY,
+    ),
+    Route(
+        "POST",
+        "/metadata/facet-types",
+        "createFacetType",
+        "Register a custom facet type",
+        create_type,
+        response="FacetTypeDescriptor",
+        request="FacetTypeWrite",
+        mutation=True,
+        status=201,
+        tag=TAG,
+    ),
+    Route(
+        "PUT",
+        "/metadata/facet-types/{typeKey}",
+        "updateFacetType",
+        "Update a facet type (platform fields of mandatory types are fixed)",
+        update_type,
+        response="FacetTypeDescriptor",
+        request="FacetTypeUpdate",
+        mutation=True,
+        tag=TAG,
+        path_param_schemas=TYPE_KEY,
+    ),
+    Route(
+        "DELETE",
+        "/metadata/facet-types/{typeKey}",
+        "deleteFacetType",
+        "Delete a custom facet type",
+        delete_type,
+        response="FacetTypeDeleted",
+        mutation=True,
+        tag=TAG,
+        path_param_schemas=TYPE_KEY,
+    ),
+    Route(
+        "GET",
+        "/metadata/entities",
+        "listEntities",
+        "Catalog entities, one page at a time",
+        list_entities,
+        response="EntityList",
+        tag=TAG,
+        query_params=(
+            _param("type", "CATALOG, SCHEMA, TABLE, ATTRIBUTE or CONCEPT"),
+            _param("parent", "only children of this entity id"),
+            _param(
+                "page_size",
+                "entities per page (default 50, max 1000)",
+                schema={"type": "integer", "minimum": 0, "maximum": 1000},
+            ),
+            _param("page_token", "next_page_token of the previous page"),
+        ),
+    ),
+    Route(
+        "GET",
+        "/metadata/entities/{entityId}",
+        "getEntity",
+        "One entity with its facets",
+        get_entity,
+        response="Entity",
+        tag=TAG,
+        path_param_schemas=ENTITY_ID,
+    ),
+    Route(
+        "POST",
+        "/metadata/entities/validate",
+        "validateEntity",
+        "Validate an entity's facets (nothing is stored)",
+        validate_entity,
+        response="EntityValidationReport",
+        request="EntityWrite",
+        tag=TAG,
+    ),
 ]

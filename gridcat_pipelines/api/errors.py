@@ -25,8 +25,14 @@ HTTP_STATUS = {
 class HttpError(Exception):
     """An error answered with an explicit HTTP status (405, 413, 415, 422) in Connect's shape."""
 
-    def __init__(self, status: int, code: str, message: str, details: list[Any] | None = None,
-                 headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: list[Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
         self.status = status
         self.code = code

@@ -1,4 +1,4 @@
-"""``gridapi.v1.StateFacetService`` (seed 000): the CLI's ``facets`` commands over HTTP.
+"""``gridapi.v1.StateFacetService`` (the tag-facet contract): the CLI's ``facets`` commands over HTTP.
 
 TriggerFacetBackfill only queues the job (``PENDING``); the Dagster sensor launches it, as for
 the CLI without ``--wait``. An HTTP request never runs a backfill.
@@ -13,7 +13,15 @@ from gridcat_pipelines.api.route import Route, rpc_route
 from gridcat_pipelines.api.services import ApiServices
 
 COMPLIANCE_FIELDS = (
-    "facet_id", "key_name", "column_name", "status", "rows_total", "rows_with_tag", "null_with_tag", "tag_absent", "drift",
+    "facet_id",
+    "key_name",
+    "column_name",
+    "status",
+    "rows_total",
+    "rows_with_tag",
+    "null_with_tag",
+    "tag_absent",
+    "drift",
 )
 
 

@@ -1,4 +1,4 @@
-"""``Idempotency-Key`` on mutations (seed 001): the first response is kept and replayed.
+"""``Idempotency-Key`` on mutations (the catalog RPC conventions): the first response is kept and replayed.
 
 One row per (principal, key) in ``api_idempotency`` (migration 0005), shared by every server
 process on the database:
@@ -24,7 +24,7 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -55,7 +55,7 @@ api_idempotency = sa.Table(
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def request_hash(method: str, path: str, message: Any) -> str:
@@ -115,8 +115,14 @@ class IdempotencyStore:
             inserted = conn.execute(
                 dialect_insert(conn.dialect.name, api_idempotency)
                 .on_conflict_do_nothing()
-                .values(principal=principal, idem_key=key, request_hash=digest, state=IN_FLIGHT,
-                        created_at=now, claim_id=token)
+                .values(
+                    principal=principal,
+                    idem_key=key,
+                    request_hash=digest,
+                    state=IN_FLIGHT,
+                    created_at=now,
+                    claim_id=token,
+                )
                 .returning(api_idempotency.c.idem_key)
             ).first()
             if inserted is not None:
@@ -128,15 +134,19 @@ class IdempotencyStore:
             ).one()
             if row.request_hash != digest:
                 raise HttpError(
-                    422, INVALID_ARGUMENT,
+                    422,
+                    INVALID_ARGUMENT,
                     "Idempotency-Key was already used with a different request",
                     [{"idempotency_key": key}],
                 )
             if row.state == DONE:
                 return StoredResponse(int(row.status_code), row.response_body.encode("utf-8"))
             if row.created_at > now - self.in_flight_timeout:
-                raise GridcatError(ABORTED, "a request with this Idempotency-Key is still in flight; retry later",
-                                   [{"idempotency_key": key}])
+                raise GridcatError(
+                    ABORTED,
+                    "a request with this Idempotency-Key is still in flight; retry later",
+                    [{"idempotency_key": key}],
+                )
             conn.execute(  # its server died mid-request: take the key over
                 api_idempotency.update()
                 .where(api_idempotency.c.principal == principal, api_idempotency.c.idem_key == key)
@@ -156,9 +166,13 @@ class IdempotencyStore:
         with write_connection(self.engine) as conn, conn.begin():
             if status >= 500:
                 return conn.execute(api_idempotency.delete().where(*where)).rowcount > 0
-            return conn.execute(
-                api_idempotency.update()
-                .where(*where)
-                .values(state=DONE, status_code=status, response_body=body.decode("utf-8"), completed_at=self.clock())
-            ).rowcount > 0
-
+            return (
+                conn.execute(
+                    api_idempotency.update()
+                    .where(*where)
+                    .values(
+                        state=DONE, status_code=status, response_body=body.decode("utf-8"), completed_at=self.clock()
+                    )
+                ).rowcount
+                > 0
+            )

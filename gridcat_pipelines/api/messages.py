@@ -86,8 +86,10 @@ def canonical_names(value: Any, schema: dict[str, Any], where: str = "$") -> Any
         return _in_nullable(value, schema, where)
     out: dict[str, Any] = {}
     for key, item in value.items():
-        name = key if key in properties else next(
-            (alias for alias in (snake_case(key), camel_case(key)) if alias in properties), key
+        name = (
+            key
+            if key in properties
+            else next((alias for alias in (snake_case(key), camel_case(key)) if alias in properties), key)
         )
         if name in out:
             raise invalid_argument(f"{where}: field {name!r} given twice ({key!r})")

@@ -21,9 +21,9 @@ if TYPE_CHECKING:
 TITLE = "gridcat API"
 VERSION = "1.0.0"
 DESCRIPTION = (
-    "Partition state, tag facets (seed 000's gridapi.v1 services as Connect unary JSON RPCs: "
+    "Partition state, tag facets (the tag-facet contract's gridapi.v1 services as Connect unary JSON RPCs: "
     "POST /gridapi.v1.<Service>/<Method> with the request message as a JSON body) and the facet "
-    "type catalog (seed 003's REST paths). Bearer tokens: read tokens call reads, admin tokens "
+    "type catalog (the facet-type catalog spec's REST paths). Bearer tokens: read tokens call reads, admin tokens "
     "everything. Mutations accept an Idempotency-Key header. Errors use Connect's shape "
     '{"code", "message", "details"} and its HTTP status mapping.'
 )
@@ -69,7 +69,7 @@ def _operation(route) -> dict[str, Any]:
     return op
 
 
-def document(router: "Router") -> dict[str, Any]:
+def document(router: Router) -> dict[str, Any]:
     """The whole OpenAPI document for ``router``'s routes."""
     paths: dict[str, dict[str, Any]] = {}
     for route in router.routes:
@@ -80,7 +80,11 @@ def document(router: "Router") -> dict[str, Any]:
             "summary": "Liveness and database check (no token needed)",
             "security": [],
             "tags": ["health"],
-            "responses": {"200": _json(ref("Health"), "the database answers"), "503": ERROR_RESPONSE, "default": ERROR_RESPONSE},
+            "responses": {
+                "200": _json(ref("Health"), "the database answers"),
+                "503": ERROR_RESPONSE,
+                "default": ERROR_RESPONSE,
+            },
         }
     }
     paths["/openapi.json"] = {
@@ -105,7 +109,7 @@ def document(router: "Router") -> dict[str, Any]:
     }
 
 
-def render(router: "Router | None" = None) -> str:
+def render(router: Router | None = None) -> str:
     """The document as the checked-in file holds it (2-space indent, trailing newline)."""
     from gridcat_pipelines.api.routes import Router
 

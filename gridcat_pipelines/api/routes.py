@@ -38,6 +38,10 @@ class Router:
             raise GridcatError(NOT_FOUND, f"no such path: {path}")
         if method not in candidates:
             allowed = ", ".join(sorted(candidates))
-            raise HttpError(405, "UNIMPLEMENTED", f"method {method} is not allowed on {path}; use {allowed}",
-                            headers={"allow": allowed})
+            raise HttpError(
+                405,
+                "UNIMPLEMENTED",
+                f"method {method} is not allowed on {path}; use {allowed}",
+                headers={"allow": allowed},
+            )
         return candidates[method]

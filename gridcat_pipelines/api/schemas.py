@@ -53,13 +53,27 @@ TAGS = {"type": "object", "additionalProperties": {"type": "string"}, "descripti
 # Patterns are the domain's own (the services check the same rules and more, e.g. real dates).
 NAME = {"type": "string", "pattern": keys._NAME_RE.pattern}
 SOURCE = {**NAME, "default": "google_ads", "description": "source system (default google_ads)"}
-CUSTOMER_ID = {"type": "string", "pattern": keys._CUSTOMER_RE.pattern, "maxLength": 32,
-               "description": "digits; 123-456-7890 is accepted and normalised", "examples": ["1234567890"]}
+CUSTOMER_ID = {
+    "type": "string",
+    "pattern": keys._CUSTOMER_RE.pattern,
+    "maxLength": 32,
+    "description": "digits; 123-456-7890 is accepted and normalised",
+    "examples": ["1234567890"],
+}
 QUERY_NAME = {**NAME, "description": "GAQL query (feed) name", "examples": ["campaign"]}
-LOGICAL_DATE = {"type": "string", "format": "date", "pattern": keys._DATE_RE.pattern, "description": "YYYY-MM-DD",
-                "examples": ["2026-11-01"]}
-RUN_ID = {"type": "string", "pattern": _UUID7_RE.pattern, "description": "the run's UUIDv7 (RFC 9562)",
-          "examples": ["019ac0f2-3b7e-7c21-8a5e-3c1d2e4f5a6b"]}
+LOGICAL_DATE = {
+    "type": "string",
+    "format": "date",
+    "pattern": keys._DATE_RE.pattern,
+    "description": "YYYY-MM-DD",
+    "examples": ["2026-11-01"],
+}
+RUN_ID = {
+    "type": "string",
+    "pattern": _UUID7_RE.pattern,
+    "description": "the run's UUIDv7 (RFC 9562)",
+    "examples": ["019ac0f2-3b7e-7c21-8a5e-3c1d2e4f5a6b"],
+}
 UUID = {"type": "string", "format": "uuid"}
 FACET_ID = {**UUID, "description": "a facet id (UUID)"}
 JOB_ID = {**UUID, "description": "a backfill job id (UUID)"}
@@ -88,7 +102,11 @@ REQUESTS: dict[str, dict[str, Any]] = {
     "PromoteFacetRequest": message(
         {
             "key_name": {**TAG_KEY, "description": "the tag key to promote"},
-            "column_name": {"type": "string", "pattern": COLUMN_RE.pattern, "description": "default: the key, lower-cased"},
+            "column_name": {
+                "type": "string",
+                "pattern": COLUMN_RE.pattern,
+                "description": "default: the key, lower-cased",
+            },
             "create_index": {"type": "boolean", "default": True},
         },
         ("key_name",),
@@ -98,7 +116,12 @@ REQUESTS: dict[str, dict[str, Any]] = {
     "TriggerFacetBackfillRequest": message(
         {
             "facet_id": FACET_ID,
-            "batch_size": {"type": "integer", "minimum": 0, "maximum": INT32_MAX, "description": "1..100000; 0 = 10000"},
+            "batch_size": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": INT32_MAX,
+                "description": "1..100000; 0 = 10000",
+            },
             "mode": {"type": "string", "enum": ["FULL", "MISSING_ONLY"], "default": "FULL"},
         },
         ("facet_id",),
@@ -110,7 +133,12 @@ REQUESTS: dict[str, dict[str, Any]] = {
     "ListStatesRequest": message(
         {
             "filters": {"type": "array", "items": FILTER, "maxItems": 32},
-            "page_size": {"type": "integer", "minimum": -INT32_MAX, "maximum": INT32_MAX, "description": "default 20, max 1000"},
+            "page_size": {
+                "type": "integer",
+                "minimum": -INT32_MAX,
+                "maximum": INT32_MAX,
+                "description": "default 20, max 1000",
+            },
             "page_token": {"type": "string"},
             "status": {"type": "string", "enum": ["pending", "success", "failed"]},
             "source": NAME,
@@ -158,7 +186,10 @@ REQUESTS: dict[str, dict[str, Any]] = {
             "schemaName": nullable({"type": "string"}),
             "tableName": nullable({"type": "string"}),
             "attributeName": nullable({"type": "string"}),
-            "facets": {"type": "object", "additionalProperties": {"type": "object", "additionalProperties": {"type": "object"}}},
+            "facets": {
+                "type": "object",
+                "additionalProperties": {"type": "object", "additionalProperties": {"type": "object"}},
+            },
         },
         ("id", "type"),
     ),
@@ -274,7 +305,7 @@ _COMPLIANCE = message(
     closed=False,
 )
 
-# Seed 003's audit fields, on descriptors and entities alike.
+# The facet-type catalog spec's audit fields, on descriptors and entities alike.
 _AUDIT = {
     "createdAt": TIMESTAMP,
     "updatedAt": TIMESTAMP,
@@ -334,9 +365,17 @@ ERROR = message(
         "code": {
             "type": "string",
             "enum": [
-                "invalid_argument", "failed_precondition", "unauthenticated", "permission_denied",
-                "not_found", "already_exists", "aborted", "resource_exhausted", "internal",
-                "unimplemented", "unavailable",
+                "invalid_argument",
+                "failed_precondition",
+                "unauthenticated",
+                "permission_denied",
+                "not_found",
+                "already_exists",
+                "aborted",
+                "resource_exhausted",
+                "internal",
+                "unimplemented",
+                "unavailable",
             ],
         },
         "message": STRING,
@@ -364,16 +403,25 @@ RESPONSES: dict[str, dict[str, Any]] = {
         "allOf": [
             ref("Facet"),
             message(
-                {"outstanding_backfill_jobs": {"type": "array", "items": message({"job_id": STRING, "status": _JOB_STATUS}, ("job_id", "status"), closed=False)}},
+                {
+                    "outstanding_backfill_jobs": {
+                        "type": "array",
+                        "items": message({"job_id": STRING, "status": _JOB_STATUS}, ("job_id", "status"), closed=False),
+                    }
+                },
                 ("outstanding_backfill_jobs",),
                 closed=False,
             ),
         ]
     },
     "ListFacetsResponse": message({"facets": {"type": "array", "items": ref("Facet")}}, ("facets",), closed=False),
-    "TriggerFacetBackfillResponse": message({"job_id": STRING, "status": _JOB_STATUS}, ("job_id", "status"), closed=False),
+    "TriggerFacetBackfillResponse": message(
+        {"job_id": STRING, "status": _JOB_STATUS}, ("job_id", "status"), closed=False
+    ),
     "FacetBackfillStatusResponse": ref("BackfillJob"),
-    "ListFacetComplianceResponse": message({"facets": {"type": "array", "items": ref("FacetCompliance")}}, ("facets",), closed=False),
+    "ListFacetComplianceResponse": message(
+        {"facets": {"type": "array", "items": ref("FacetCompliance")}}, ("facets",), closed=False
+    ),
     "GetStateResponse": message({"state": ref("PartitionState")}, ("state",), closed=False),
     "ListStatesResponse": message(
         {
@@ -385,15 +433,21 @@ RESPONSES: dict[str, dict[str, Any]] = {
         ("states", "next_page_token", "applied_facets", "non_facet_filters"),
         closed=False,
     ),
-    "GetStateHistoryResponse": message({"history": {"type": "array", "items": ref("HistoryEntry")}}, ("history",), closed=False),
+    "GetStateHistoryResponse": message(
+        {"history": {"type": "array", "items": ref("HistoryEntry")}}, ("history",), closed=False
+    ),
     "RecordResultResponse": message(
         {"outcome": {"type": "string", "enum": ["applied", "superseded", "replayed"]}, "state": ref("PartitionState")},
         ("outcome", "state"),
         closed=False,
     ),
     "SetAuthoritativeResponse": message({"state": ref("PartitionState")}, ("state",), closed=False),
-    "FacetTypeList": message({"facetTypes": {"type": "array", "items": ref("FacetTypeDescriptor")}}, ("facetTypes",), closed=False),
-    "FacetTypeDeleted": message({"deleted": STRING, "revision": {"type": "integer"}}, ("deleted", "revision"), closed=False),
+    "FacetTypeList": message(
+        {"facetTypes": {"type": "array", "items": ref("FacetTypeDescriptor")}}, ("facetTypes",), closed=False
+    ),
+    "FacetTypeDeleted": message(
+        {"deleted": STRING, "revision": {"type": "integer"}}, ("deleted", "revision"), closed=False
+    ),
     "EntityList": message(
         {"entities": {"type": "array", "items": ref("Entity")}, "next_page_token": STRING},
         ("entities", "next_page_token"),
@@ -405,7 +459,11 @@ RESPONSES: dict[str, dict[str, Any]] = {
         closed=False,
     ),
     "Health": message(
-        {"status": {"type": "string", "enum": ["ok", "unavailable"]}, "database": STRING, "schema_version": {"type": "integer"}},
+        {
+            "status": {"type": "string", "enum": ["ok", "unavailable"]},
+            "database": STRING,
+            "schema_version": {"type": "integer"},
+        },
         ("status",),
         closed=False,
     ),

@@ -116,8 +116,16 @@ def build_auth(settings: Settings, *, no_auth: bool) -> TokenAuth:
     return auth
 
 
-def serve(settings: Settings, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, no_auth: bool = False,
-          log_level: str = "info", access_log: bool = True, log_format: str = "text") -> int:
+def serve(
+    settings: Settings,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    *,
+    no_auth: bool = False,
+    log_level: str = "info",
+    access_log: bool = True,
+    log_format: str = "text",
+) -> int:
     """Serve until SIGTERM/SIGINT; returns the exit status. ``access_log=False``: no request lines."""
     logging_config = log_config(log_level, log_format, access_log=access_log)
     logging.config.dictConfig(logging_config)
@@ -137,8 +145,13 @@ def serve(settings: Settings, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT
             server_header=False,
         )
         server = uvicorn.Server(config)
-        log.info("gridcat serve: http://%s:%d database=%s auth=%s", host, port, services.store.dialect,
-                 "tokens" if auth.enabled else "OFF (--no-auth)")
+        log.info(
+            "gridcat serve: http://%s:%d database=%s auth=%s",
+            host,
+            port,
+            services.store.dialect,
+            "tokens" if auth.enabled else "OFF (--no-auth)",
+        )
         previous = signal.signal(signal.SIGTERM, _drained)  # uvicorn re-raises SIGTERM after draining
         try:
             server.run()

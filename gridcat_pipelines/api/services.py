@@ -28,7 +28,7 @@ class ApiServices:
     idempotency: IdempotencyStore
 
     @classmethod
-    def open(cls, db_url: str, *, upgrade: bool = False, connections: int = 16) -> "ApiServices":
+    def open(cls, db_url: str, *, upgrade: bool = False, connections: int = 16) -> ApiServices:
         """Everything over the database at ``db_url`` (``FAILED_PRECONDITION`` when its schema
         is behind, unless ``upgrade``); platform facet types are stored if missing. The pool
         holds up to ``connections`` (one per worker thread, so no request waits for one)."""
@@ -53,7 +53,11 @@ class ApiServices:
     def health(self) -> dict[str, Any]:
         """``{"status": "ok", "database", "schema_version"}``; raises when the database is down
         (reading the migrations table is the round trip that proves it answers)."""
-        return {"status": "ok", "database": self.store.dialect, "schema_version": migrations.current_version(self.store.engine)}
+        return {
+            "status": "ok",
+            "database": self.store.dialect,
+            "schema_version": migrations.current_version(self.store.engine),
+        }
 
     def close(self) -> None:
         """Release the database connections."""

@@ -12,7 +12,6 @@ from gridcat_pipelines.state.keys import DEFAULT_SOURCE, PartitionKey
 from gridcat_pipelines.state.models import StateFilter, ValidationResult
 
 
-
 def _key(message: dict[str, Any]) -> PartitionKey:
     return PartitionKey.parse(
         message["customer_id"], message["query_name"], message["logical_date"], message.get("source", DEFAULT_SOURCE)
@@ -25,7 +24,7 @@ def get_state(services: ApiServices, call: Call) -> dict[str, Any]:
 
 
 def list_states(services: ApiServices, call: Call) -> dict[str, Any]:
-    """Seed 000's ListStates: facet filters, base filters, page tokens."""
+    """The tag-facet contract's ListStates: facet filters, base filters, page tokens."""
     m = call.message
     state_filter = StateFilter.parse(
         status=m.get("status"),
@@ -85,6 +84,16 @@ ROUTES = [
     _rpc("GetState", get_state, "The state of one partition (pending with no run when none was recorded)"),
     _rpc("ListStates", list_states, "One page of states: base filters, tag-facet filters (EQ on promoted keys)"),
     _rpc("GetStateHistory", get_history, "Every result offered for a partition and every re-point"),
-    _rpc("RecordResult", record_result, "Record a validation result (superseded when older than the current run)", mutation=True),
-    _rpc("SetAuthoritative", set_authoritative, "Re-point the authoritative run, guarded by expected_version", mutation=True),
+    _rpc(
+        "RecordResult",
+        record_result,
+        "Record a validation result (superseded when older than the current run)",
+        mutation=True,
+    ),
+    _rpc(
+        "SetAuthoritative",
+        set_authoritative,
+        "Re-point the authoritative run, guarded by expected_version",
+        mutation=True,
+    ),
 ]

@@ -1,7 +1,7 @@
 """``gridcat facet-types list|get|apply|delete`` and ``gridcat entities sync|list|get|validate|export``.
 
-The facet type catalog (seed 003), not the tag facets of ``gridcat facets``. ``--json`` prints
-seed 003's field names; errors are the usual one JSON line on stderr with exit status 1.
+The facet type catalog (the facet-type catalog spec), not the tag facets of ``gridcat facets``. ``--json`` prints
+the facet-type catalog spec's field names; errors are the usual one JSON line on stderr with exit status 1.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def _open(settings: Settings) -> CatalogServices:
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add the ``facet-types`` and ``entities`` command groups."""
-    ft = commands.add_parser("facet-types", help="the facet type catalog (seed 003)")
+    ft = commands.add_parser("facet-types", help="the facet type catalog (the facet-type catalog spec)")
     sub = ft.add_subparsers(dest="facet_types_command", metavar="COMMAND", required=True)
     lst = sub.add_parser("list", help="every facet type of this deployment")
     lst.add_argument("--json", action="store_true", help="print JSON")
@@ -36,7 +36,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     get.add_argument("--json", action="store_true", help="print JSON")
     get.set_defaults(handler=cmd_types_get)
     apply = sub.add_parser("apply", help="create or update the facet types of a YAML file (and its entities)")
-    apply.add_argument("-f", "--file", required=True, metavar="FILE", help="YAML with facet-types: (and optionally entities:)")
+    apply.add_argument(
+        "-f", "--file", required=True, metavar="FILE", help="YAML with facet-types: (and optionally entities:)"
+    )
     apply.add_argument("--json", action="store_true", help="print JSON")
     apply.set_defaults(handler=cmd_types_apply)
     delete = sub.add_parser("delete", help="delete a custom facet type (platform types cannot be deleted)")
@@ -81,8 +83,11 @@ def cmd_types_list(args: argparse.Namespace, settings: Settings) -> int:
         print_json({"facetTypes": [d.to_json() for d in types]})
     else:
         rows = [
-            {**d.to_json(), "applicableTo": ",".join(d.to_json()["applicableTo"] or ["ANY"]),
-             "contentSchema": "yes" if d.content_schema is not None else "no"}
+            {
+                **d.to_json(),
+                "applicableTo": ",".join(d.to_json()["applicableTo"] or ["ANY"]),
+                "contentSchema": "yes" if d.content_schema is not None else "no",
+            }
             for d in types
         ]
         print_table(rows, ["typeKey", "mandatory", "enabled", "applicableTo", "version", "contentSchema", "revision"])
@@ -163,7 +168,10 @@ def cmd_entities_list(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print_json({"entities": [e.to_json() for e in entities], "next_page_token": token})
     else:
-        rows = [{"id": e.id, "type": e.type.value, "parent_id": e.parent_id, "facets": ",".join(sorted(e.facets))} for e in entities]
+        rows = [
+            {"id": e.id, "type": e.type.value, "parent_id": e.parent_id, "facets": ",".join(sorted(e.facets))}
+            for e in entities
+        ]
         print_table(rows, ["id", "type", "parent_id", "facets"])
         if token:
             sys.stdout.write(f"next_page_token: {token}\n")
@@ -189,12 +197,19 @@ def cmd_entities_validate(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         services.close()
     invalid = sorted({i.entity_id for i in issues if i.entity_id})
-    payload = {"valid": not issues, "checked": checked, "invalid": len(invalid), "issues": [i.to_json() for i in issues]}
+    payload = {
+        "valid": not issues,
+        "checked": checked,
+        "invalid": len(invalid),
+        "issues": [i.to_json() for i in issues],
+    }
     if args.json:
         print_json(payload)
     else:
         print_fields({"valid": payload["valid"], "checked": checked, "invalid": len(invalid)})
-        print_table([i.to_json() for i in issues], ["entityId", "typeKey", "scope", "path", "code", "message"]) if issues else None
+        print_table(
+            [i.to_json() for i in issues], ["entityId", "typeKey", "scope", "path", "code", "message"]
+        ) if issues else None
     if issues:
         raise failed_precondition(
             f"{len(invalid)} of {checked} entities are invalid ({len(issues)} issues)",

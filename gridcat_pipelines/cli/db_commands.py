@@ -34,9 +34,7 @@ def upgrade(args: argparse.Namespace, settings: Settings) -> int:
         engine.dispose()
     url = engine.url.render_as_string(hide_password=True)
     if args.json:
-        print_json(
-            {"database": url, "applied": [m.path.name for m in applied], "schema_version": version}
-        )
+        print_json({"database": url, "applied": [m.path.name for m in applied], "schema_version": version})
     elif applied:
         for m in applied:
             print(f"applied {m.path.name}")

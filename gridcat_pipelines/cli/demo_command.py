@@ -44,12 +44,19 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     demo.add_argument("--customers", default="3", help="customers from config/customers.yaml (default 3)")
     demo.add_argument("--days", default="7", help="days ending yesterday (default 7)")
-    demo.add_argument("--fault-rate", default="0.2", help="share of first pulls with an injected fault, 0 to 1 (default 0.2)")
+    demo.add_argument(
+        "--fault-rate", default="0.2", help="share of first pulls with an injected fault, 0 to 1 (default 0.2)"
+    )
     demo.add_argument("--seed", default="7", help="seed of the synthetic source (default 7)")
     demo.add_argument("--workers", default=str(min(2, os.cpu_count() or 1)), help="runs in parallel (default: up to 2)")
     demo.add_argument("--json", action="store_true", help="print the summary as JSON")
-    demo.add_argument("-v", "--verbose", action="count", default=0,
-                      help="show Dagster's error logging with stack traces (-vv: its info lines too)")
+    demo.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="show Dagster's error logging with stack traces (-vv: its info lines too)",
+    )
     demo.set_defaults(handler=cmd_demo)
 
 
@@ -78,9 +85,9 @@ def _init_worker(settings: Settings, seed: int, fault_rate: float, verbose: int 
     """Per worker process: the definitions and the instance, built once."""
     if not verbose:
         quiet_dagster_warnings()
-    from gridcat_pipelines.defs.ingestion.resources import AdsSourceResource
     from gridcat_pipelines.cli.dagster_instance import ensure_instance
     from gridcat_pipelines.definitions import build_defs
+    from gridcat_pipelines.defs.ingestion.resources import AdsSourceResource
 
     _WORKER["defs"] = build_defs(settings, ads_source=AdsSourceResource(seed=seed, fault_rate=fault_rate))
     _WORKER["instance"] = ensure_instance(settings)
@@ -92,8 +99,11 @@ def _pull(customer_id: str, day: date, feed_names: list[str] | None):
     its :class:`~gridcat_pipelines.cli.local_runs.RunReport`."""
     from gridcat_pipelines.cli.local_runs import report_of, run_ingest
 
-    return report_of(run_ingest(_WORKER["defs"], _WORKER["instance"], customer_id, day, feed_names,
-                                verbose=_WORKER.get("verbose", 0)))
+    return report_of(
+        run_ingest(
+            _WORKER["defs"], _WORKER["instance"], customer_id, day, feed_names, verbose=_WORKER.get("verbose", 0)
+        )
+    )
 
 
 def _load(request):
@@ -116,9 +126,10 @@ def _run_all(pool, work: list[tuple], verb: str, fn=_pull, *, verbose: int = 0) 
             item = futures[future]
             report = future.result()
             failed += 0 if report.success else 1
-            progress.advance(line=f"  [{n}/{len(work)}] {verb} {_describe(item)}: "
-                                  f"{'ok' if report.success else 'a step failed'}",
-                             postfix=_describe(item, short=True))
+            progress.advance(
+                line=f"  [{n}/{len(work)}] {verb} {_describe(item)}: {'ok' if report.success else 'a step failed'}",
+                postfix=_describe(item, short=True),
+            )
             for failure in report.failures:
                 progress.write(f"    {failure.line()}")
     return failed
@@ -156,9 +167,9 @@ def _progress(message: str) -> None:
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     """Run the demo and print its summary."""
-    from gridcat_pipelines.config import cached_pipeline_config
     from gridcat_pipelines.cli.dagster_instance import ensure_instance
     from gridcat_pipelines.cli.local_runs import ensure_customer_partitions
+    from gridcat_pipelines.config import cached_pipeline_config
     from gridcat_pipelines.definitions import build_defs
     from gridcat_pipelines.sources.faults import FaultPlan
     from gridcat_pipelines.warehouse import open_warehouse
@@ -183,42 +194,50 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     before = store.get_many(keys)
 
     first_pulls = [(c.customer_id, d, None) for c in customers for d in days]
-    _progress(f"gridcat demo: {len(feeds)} feeds x {len(customers)} customers x {len(days)} days "
-              f"= {len(keys)} partitions in {len(first_pulls)} Dagster runs, {workers} at a time "
-              f"(instance {settings.dagster_home})")
+    _progress(
+        f"gridcat demo: {len(feeds)} feeds x {len(customers)} customers x {len(days)} days "
+        f"= {len(keys)} partitions in {len(first_pulls)} Dagster runs, {workers} at a time "
+        f"(instance {settings.dagster_home})"
+    )
     defs = build_defs(settings)
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                             initargs=(settings, seed, fault_rate, verbose)) as pool:
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_init_worker, initargs=(settings, seed, fault_rate, verbose)
+    ) as pool:
         _run_all(pool, first_pulls, "pulled", verbose=verbose)
         after_first = store.get_many(keys)
         to_repull = [k for k, s in after_first.items() if s.status != "success"]
         by_partition: dict[tuple[str, date], list[str]] = {}
         for k in to_repull:
             by_partition.setdefault((k.customer_id, k.logical_date), []).append(k.query_name)
-        _progress(f"re-pulling {len(to_repull)} partition(s) that failed validation or crashed mid-pull "
-                  f"({len(by_partition)} runs)")
-        _run_all(pool, [(c, d, names) for (c, d), names in sorted(by_partition.items())], "re-pulled",
-                 verbose=verbose)
+        _progress(
+            f"re-pulling {len(to_repull)} partition(s) that failed validation or crashed mid-pull "
+            f"({len(by_partition)} runs)"
+        )
+        _run_all(pool, [(c, d, names) for (c, d), names in sorted(by_partition.items())], "re-pulled", verbose=verbose)
         loads = _gate(pool, defs, instance, verbose)
         # conversion lag: re-pull one good partition, its authoritative run moves and it reloads
         moved_key = next((k for k in keys if after_first[k].status == "success"), keys[0])
         before_move = store.get(moved_key)
         _progress(f"re-pulling {moved_key} (conversion lag): a new run supersedes {before_move.current_run_id}")
-        _run_all(pool, [(moved_key.customer_id, moved_key.logical_date, [moved_key.query_name])], "re-pulled",
-                 verbose=verbose)
+        _run_all(
+            pool,
+            [(moved_key.customer_id, moved_key.logical_date, [moved_key.query_name])],
+            "re-pulled",
+            verbose=verbose,
+        )
         loads += _gate(pool, defs, instance, verbose)
     total = len(first_pulls)
 
     final = store.get_many(keys)
     plan = FaultPlan(seed=seed, rate=fault_rate)
     faults = Counter(
-        kind for k in keys
-        if (kind := plan.fault_for(k.customer_id, config.feeds[k.query_name], k.logical_date, 0))
+        kind for k in keys if (kind := plan.fault_for(k.customer_id, config.feeds[k.query_name], k.logical_date, 0))
     )
     failed_rules = Counter(
         part.split(":")[0].strip()
-        for s in after_first.values() if s.status == "failed" and s.error_message
+        for s in after_first.values()
+        if s.status == "failed" and s.error_message
         for part in s.error_message.split(";")
     )
     moved = [
@@ -234,9 +253,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         "injected_faults": dict(sorted(faults.items())),
         "failed_rules": dict(sorted(failed_rules.items())),
         "repulled": len(to_repull),
-        "authoritative_run_moved": [
-            {"partition": str(k), "from_run_id": a, "to_run_id": b} for k, a, b in moved
-        ],
+        "authoritative_run_moved": [{"partition": str(k), "from_run_id": a, "to_run_id": b} for k, a, b in moved],
         "new_partitions": sum(1 for k in keys if not before[k].exists),
         "moved_by_repull": {
             "partition": str(moved_key),
@@ -257,10 +274,14 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _print_summary(summary: dict) -> None:
-    print(f"\ngridcat demo finished in {summary['seconds']} s: {summary['partitions']} partitions, "
-          f"{summary['dagster_runs']} Dagster runs")
+    print(
+        f"\ngridcat demo finished in {summary['seconds']} s: {summary['partitions']} partitions, "
+        f"{summary['dagster_runs']} Dagster runs"
+    )
     print("  state after first pull: " + ", ".join(f"{k}={v}" for k, v in summary["first_pull_by_status"].items()))
-    print("  injected faults:        " + (", ".join(f"{k}={v}" for k, v in summary["injected_faults"].items()) or "none"))
+    print(
+        "  injected faults:        " + (", ".join(f"{k}={v}" for k, v in summary["injected_faults"].items()) or "none")
+    )
     print("  failed rules:           " + (", ".join(f"{k}={v}" for k, v in summary["failed_rules"].items()) or "none"))
     print(f"  re-pulled:              {summary['repulled']}")
     print("  final state:            " + ", ".join(f"{k}={v}" for k, v in summary["by_status"].items()))

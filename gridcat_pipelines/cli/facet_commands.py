@@ -1,6 +1,6 @@
-"""``gridcat facets promote|list|disable|backfill|backfill-status|compliance`` (seed 000).
+"""``gridcat facets promote|list|disable|backfill|backfill-status|compliance`` (the tag-facet contract).
 
-Values seed 000 constrains (mode, batch size, column name, ids) are checked by gridcat and
+Values the tag-facet contract constrains (mode, batch size, column name, ids) are checked by gridcat and
 fail with a JSON ``INVALID_ARGUMENT`` error, not by argparse. ``backfill --wait`` runs the job
 to its end in this process (no Dagster daemon needed) with a progress bar on stderr (plain
 lines, at most one a second, when stderr is not a terminal).
@@ -17,7 +17,15 @@ from gridcat_pipelines.cli.state_commands import open_store, parse_int
 from gridcat_pipelines.config import Settings
 from gridcat_pipelines.tag_facets.service import FacetService
 
-FACET_COLUMNS = ["facet_id", "key_name", "column_name", "status", "promotion_started_at", "last_refresh_succeeded_at", "error"]
+FACET_COLUMNS = [
+    "facet_id",
+    "key_name",
+    "column_name",
+    "status",
+    "promotion_started_at",
+    "last_refresh_succeeded_at",
+    "error",
+]
 COMPLIANCE_COLUMNS = ["key_name", "status", "rows_total", "rows_with_tag", "null_with_tag", "tag_absent", "drift"]
 
 
@@ -110,12 +118,14 @@ class ProgressBar:
         eta = job.get("eta_seconds")
         tail = f" eta {eta:.1f}s" if isinstance(eta, (int, float)) and status == "RUNNING" else ""
         if self.progress is None:
-            self.progress = Progress(total, "backfill", unit="row", stream=self.stream, plain=self.plain,
-                                     min_interval=self.min_interval)
+            self.progress = Progress(
+                total, "backfill", unit="row", stream=self.stream, plain=self.plain, min_interval=self.min_interval
+            )
         if status == "SUCCEEDED":
             done = max(done, total)
-        self.progress.update_to(done, total=total, line=f"backfill: {done}/{total} rows {status}{tail}",
-                                postfix=f"{status}{tail}")
+        self.progress.update_to(
+            done, total=total, line=f"backfill: {done}/{total} rows {status}{tail}", postfix=f"{status}{tail}"
+        )
         if finished:
             self.progress.close()
             self.progress = None
@@ -143,7 +153,25 @@ def cmd_compliance(args: argparse.Namespace, settings: Settings) -> int:
     """Print per-facet coverage and drift."""
     payload = _service(settings).compliance()
     if args.json:
-        print_json({"facets": [{k: f[k] for k in ("facet_id", "key_name", "rows_total", "rows_with_tag", "null_with_tag", "tag_absent", "drift")} for f in payload["facets"]]})
+        print_json(
+            {
+                "facets": [
+                    {
+                        k: f[k]
+                        for k in (
+                            "facet_id",
+                            "key_name",
+                            "rows_total",
+                            "rows_with_tag",
+                            "null_with_tag",
+                            "tag_absent",
+                            "drift",
+                        )
+                    }
+                    for f in payload["facets"]
+                ]
+            }
+        )
     else:
         print_table(payload["facets"], COMPLIANCE_COLUMNS)
     return 0

@@ -109,8 +109,11 @@ def cmd_retention(args: argparse.Namespace, settings: Settings) -> int:
     store = open_store(settings)
     with Progress(None, "retention: runs examined", unit="run") as progress:
         report = apply_retention(
-            store, RawSink(str(settings.raw_root)), LeaseStore(store),
-            older_than_days=days, dry_run=args.dry_run,
+            store,
+            RawSink(str(settings.raw_root)),
+            LeaseStore(store),
+            older_than_days=days,
+            dry_run=args.dry_run,
             progress=lambda n: progress.update_to(n, line=f"retention: {n} run(s) examined"),
         )
     if args.json:
@@ -118,7 +121,9 @@ def cmd_retention(args: argparse.Namespace, settings: Settings) -> int:
     else:
         verb = "would delete" if args.dry_run else "deleted"
         print_table(report.runs, ["run_id", "customer_id", "query_name", "logical_date", "created_at", "path"])
-        print(f"{verb} {len(report.runs)}; kept {report.kept_authoritative} authoritative, "
-              f"{report.kept_pinned} pinned, {report.kept_recent} recent, "
-              f"{report.kept_not_superseded} not superseded")
+        print(
+            f"{verb} {len(report.runs)}; kept {report.kept_authoritative} authoritative, "
+            f"{report.kept_pinned} pinned, {report.kept_recent} recent, "
+            f"{report.kept_not_superseded} not superseded"
+        )
     return 0

@@ -162,18 +162,23 @@ def run_ingest(
     )
 
 
-def pull_one(defs: dg.Definitions, instance: dg.DagsterInstance, customer_id: str, feed: str, day: date,
-             *, verbose: int = 0, on_failure: Callable[[StepFailure], None] | None = None) -> PullOutcome:
+def pull_one(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    customer_id: str,
+    feed: str,
+    day: date,
+    *,
+    verbose: int = 0,
+    on_failure: Callable[[StepFailure], None] | None = None,
+) -> PullOutcome:
     """Re-extract and re-validate one partition (a new raw run, never an overwrite).
 
     Each failed step goes to ``on_failure`` before the ``FAILED_PRECONDITION`` error is raised.
     """
     ensure_customer_partitions(instance, [customer_id])
     result = run_ingest(defs, instance, customer_id, day, [feed], verbose=verbose)
-    validated = [
-        m for m in result.get_asset_materialization_events()
-        if m.asset_key == validated_key(feed)
-    ]
+    validated = [m for m in result.get_asset_materialization_events() if m.asset_key == validated_key(feed)]
     if not validated:
         failures = step_failures(result)
         for failure in failures if on_failure is not None else ():
@@ -191,13 +196,16 @@ def gate_tick(defs: dg.Definitions, instance: dg.DagsterInstance) -> list[dg.Run
     """Evaluate the gate sensor once, as the daemon would, and store its new cursor."""
     sensor = defs.resolve_sensor_def(GATE_SENSOR_NAME)
     cursor = instance.run_storage.get_cursor_values({_cursor_key()}).get(_cursor_key())
-    with dg.build_sensor_context(
-        instance=instance,
-        cursor=cursor,
-        resources=defs.resources,
-        repository_def=defs.get_repository_def(),
-        sensor_name=GATE_SENSOR_NAME,
-    ) as ctx, dg.partition_loading_context(dynamic_partitions_store=instance):
+    with (
+        dg.build_sensor_context(
+            instance=instance,
+            cursor=cursor,
+            resources=defs.resources,
+            repository_def=defs.get_repository_def(),
+            sensor_name=GATE_SENSOR_NAME,
+        ) as ctx,
+        dg.partition_loading_context(dynamic_partitions_store=instance),
+    ):
         result = sensor.evaluate_tick(ctx)
     if result.cursor is not None:
         instance.run_storage.set_cursor_values({_cursor_key(): result.cursor})

@@ -9,9 +9,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gridcat_pipelines.cli import db_commands, demo_command, lease_commands, pipeline_commands, state_commands
-from gridcat_pipelines.cli import facet_commands
-from gridcat_pipelines.cli import catalog_commands, serve_command
+from gridcat_pipelines.cli import (
+    catalog_commands,
+    db_commands,
+    demo_command,
+    facet_commands,
+    lease_commands,
+    pipeline_commands,
+    serve_command,
+    state_commands,
+)
 from gridcat_pipelines.cli.output import print_error, quiet_dagster_warnings
 from gridcat_pipelines.config import Settings
 from gridcat_pipelines.errors import INTERNAL, UNAVAILABLE, GridcatError

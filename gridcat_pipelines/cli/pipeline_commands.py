@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import UTC
 
 from gridcat_pipelines.cli.output import print_json, print_table
 from gridcat_pipelines.cli.state_commands import open_store
@@ -28,8 +29,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     pull.add_argument("--query", required=True, help="feed (query) name")
     pull.add_argument("--date", required=True, help="logical date, YYYY-MM-DD")
     pull.add_argument("--json", action="store_true", help="print JSON")
-    pull.add_argument("-v", "--verbose", action="count", default=0,
-                      help="show Dagster's error logging with stack traces (-vv: its info lines too)")
+    pull.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="show Dagster's error logging with stack traces (-vv: its info lines too)",
+    )
     pull.set_defaults(handler=cmd_pull)
 
     warehouse = commands.add_parser("warehouse", help="the warehouse against the state store")
@@ -58,9 +64,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def cmd_pull(args: argparse.Namespace, settings: Settings) -> int:
     """Pull one partition and print ``{"run_id", "outcome", "state"}``."""
-    from gridcat_pipelines.config import cached_pipeline_config
     from gridcat_pipelines.cli.dagster_instance import ensure_instance
     from gridcat_pipelines.cli.local_runs import pull_one
+    from gridcat_pipelines.config import cached_pipeline_config
     from gridcat_pipelines.definitions import build_defs
 
     key = PartitionKey.parse(args.customer, args.query, args.date)
@@ -71,15 +77,24 @@ def cmd_pull(args: argparse.Namespace, settings: Settings) -> int:
         raise not_found(f"customer {key.customer_id} is not in {settings.customers_path}")
     store = open_store(settings)
     instance = ensure_instance(settings)
-    pulled = pull_one(build_defs(settings), instance, key.customer_id, key.query_name, key.logical_date,
-                      verbose=args.verbose, on_failure=lambda failure: _stderr(failure.line()))
+    pulled = pull_one(
+        build_defs(settings),
+        instance,
+        key.customer_id,
+        key.query_name,
+        key.logical_date,
+        verbose=args.verbose,
+        on_failure=lambda failure: _stderr(failure.line()),
+    )
     payload = {"run_id": pulled.run_id, "outcome": pulled.outcome, "state": store.get(key).to_json()}
     if args.json:
         print_json(payload)
     else:
         state = payload["state"]
-        print(f"pulled {key}: run {pulled.run_id} ({pulled.outcome}); state {state['status']} "
-              f"at {state['current_run_id']} (version {state['version']})")
+        print(
+            f"pulled {key}: run {pulled.run_id} ({pulled.outcome}); state {state['status']} "
+            f"at {state['current_run_id']} (version {state['version']})"
+        )
         if state["error_message"]:
             print(f"  {state['error_message']}")
     return 0
@@ -112,17 +127,30 @@ def cmd_warehouse_status(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print_json(report)
     else:
-        print_table(report["partitions"], ["customer_id", "query_name", "logical_date", "status", "sync", "reason", "authoritative_run_id", "loaded_run_id", "loaded_rows"])
+        print_table(
+            report["partitions"],
+            [
+                "customer_id",
+                "query_name",
+                "logical_date",
+                "status",
+                "sync",
+                "reason",
+                "authoritative_run_id",
+                "loaded_run_id",
+                "loaded_rows",
+            ],
+        )
         print("summary: " + ", ".join(f"{k}={v}" for k, v in report["summary"].items()))
     return 0
 
 
 def cmd_warehouse_reconcile(args: argparse.Namespace, settings: Settings) -> int:
     """List, request (default) or run (``--run``) the loads of every stale success partition."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    from gridcat_pipelines.defs.ingestion.partitions import last_partition_date
     from gridcat_pipelines.config import cached_pipeline_config
+    from gridcat_pipelines.defs.ingestion.partitions import last_partition_date
     from gridcat_pipelines.leases.store import LeaseStore
     from gridcat_pipelines.raw_sink.sink import RawSink
     from gridcat_pipelines.warehouse import load_log, open_warehouse
@@ -132,10 +160,15 @@ def cmd_warehouse_reconcile(args: argparse.Namespace, settings: Settings) -> int
     config = cached_pipeline_config(settings.feeds_path, settings.customers_path)
     store = open_store(settings)
     warehouse = open_warehouse(settings)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     stale = find_stale(
-        store, feeds=config.feeds, customers=None, start_date=config.start_date,
-        end_date=last_partition_date(now), now=now, warehouse=warehouse,
+        store,
+        feeds=config.feeds,
+        customers=None,
+        start_date=config.start_date,
+        end_date=last_partition_date(now),
+        now=now,
+        warehouse=warehouse,
     )
     payload: dict = {"partitions": [p.to_json() for p in stale]}
     if args.dry_run:
@@ -147,16 +180,24 @@ def cmd_warehouse_reconcile(args: argparse.Namespace, settings: Settings) -> int
         with Progress(len(stale), "loaded", unit="partition") as progress:
             for done, partition in enumerate(stale, 1):
                 try:
-                    outcome = load_partition(store, sink, warehouse, partition.key, partition.run_id,
-                                             version=partition.version, leases=leases)
+                    outcome = load_partition(
+                        store,
+                        sink,
+                        warehouse,
+                        partition.key,
+                        partition.run_id,
+                        version=partition.version,
+                        leases=leases,
+                    )
                 except Exception as exc:  # noqa: BLE001 - logged in the load log; report and go on
                     failed += 1
                     progress.write(f"reconcile: {partition.key}: load failed: {getattr(exc, 'message', exc)}")
                     progress.advance(postfix=str(partition.key))
                     continue
                 loaded += outcome.status == LOADED
-                progress.advance(line=None if args.json else f"[{done}/{len(stale)}] {outcome.message}",
-                                 postfix=str(partition.key))
+                progress.advance(
+                    line=None if args.json else f"[{done}/{len(stale)}] {outcome.message}", postfix=str(partition.key)
+                )
         payload["loaded"] = loaded
         payload["failed"] = failed
     else:
@@ -165,7 +206,10 @@ def cmd_warehouse_reconcile(args: argparse.Namespace, settings: Settings) -> int
     if args.json:
         print_json(payload)
     else:
-        print_table(payload["partitions"], ["customer_id", "query_name", "logical_date", "reason", "authoritative_run_id", "error"])
+        print_table(
+            payload["partitions"],
+            ["customer_id", "query_name", "logical_date", "reason", "authoritative_run_id", "error"],
+        )
         verb = next(k for k in ("would_load", "loaded", "requested") if k in payload)
         print(f"{verb}: {payload[verb]}" + (f", failed: {payload['failed']}" if "failed" in payload else ""))
     return 1 if payload.get("failed") else 0

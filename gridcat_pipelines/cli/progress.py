@@ -32,8 +32,16 @@ class Progress:
     output would break the bar).
     """
 
-    def __init__(self, total: int | None, desc: str, *, unit: str = "it", stream: TextIO | None = None,
-                 plain: bool | None = None, min_interval: float = 0.0):
+    def __init__(
+        self,
+        total: int | None,
+        desc: str,
+        *,
+        unit: str = "it",
+        stream: TextIO | None = None,
+        plain: bool | None = None,
+        min_interval: float = 0.0,
+    ):
         self.stream = stream if stream is not None else sys.stderr
         self.total = total
         self.n = 0
@@ -57,8 +65,9 @@ class Progress:
         """``n`` more steps done."""
         self.update_to(self.n + n, line=line, postfix=postfix)
 
-    def update_to(self, n: int, *, total: int | None = None, line: str | None = None,
-                  postfix: str | None = None) -> None:
+    def update_to(
+        self, n: int, *, total: int | None = None, line: str | None = None, postfix: str | None = None
+    ) -> None:
         """``n`` steps done (of ``total``, when it changed)."""
         if total is not None:
             self.total = total

@@ -21,16 +21,19 @@ def register(commands: argparse._SubParsersAction) -> None:
     """Add the ``serve`` command."""
     p = commands.add_parser(
         "serve",
-        help="serve the HTTP API (Connect RPCs for states and tag facets, seed 003 REST, /healthz, /openapi.json)",
+        help="serve the HTTP API (Connect RPCs for states and tag facets, the facet-type catalog spec REST, /healthz, /openapi.json)",
         description=__doc__.split("\n\n", 1)[1].replace("``", ""),
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", default="8787", help="port (default 8787)")
     p.add_argument("--no-auth", action="store_true", help="serve without tokens (every caller is admin)")
     p.add_argument("--log-level", default="info", help="debug, info, warning or error (default info)")
-    p.add_argument("--log-format", default="text",
-                   help="text (default) or json: one JSON object per line (ts, level, logger, message; "
-                   "requests add method, path, status, duration_ms)")
+    p.add_argument(
+        "--log-format",
+        default="text",
+        help="text (default) or json: one JSON object per line (ts, level, logger, message; "
+        "requests add method, path, status, duration_ms)",
+    )
     p.set_defaults(handler=cmd_serve)
 
 
@@ -45,5 +48,4 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         raise invalid_argument(f"log level {args.log_level!r} must be debug, info, warning or error")
     if args.log_format not in ("text", "json"):
         raise invalid_argument(f"log format {args.log_format!r} must be text or json")
-    return serve(settings, args.host, port, no_auth=args.no_auth, log_level=args.log_level,
-                 log_format=args.log_format)
+    return serve(settings, args.host, port, no_auth=args.no_auth, log_level=args.log_level, log_format=args.log_format)

@@ -15,8 +15,14 @@ from gridcat_pipelines.state import PartitionKey, StateFilter, StateStore, Valid
 from gridcat_pipelines.state.keys import DEFAULT_SOURCE, parse_tag_pairs
 
 LIST_COLUMNS = [
-    "customer_id", "query_name", "logical_date", "status", "current_run_id",
-    "record_count", "attempt_count", "version",
+    "customer_id",
+    "query_name",
+    "logical_date",
+    "status",
+    "current_run_id",
+    "record_count",
+    "attempt_count",
+    "version",
 ]
 
 
@@ -36,7 +42,7 @@ def parse_int(value: str | None, field: str) -> int | None:
 
 
 def parse_filter_pairs(pairs: list[str] | None) -> list[dict[str, Any]] | None:
-    """``--filter key=value`` options as seed 000 filters ``{key, op: EQ, value: {stringValue}}``."""
+    """``--filter key=value`` options as the tag-facet contract filters ``{key, op: EQ, value: {stringValue}}``."""
     if not pairs:
         return None
     filters = []
@@ -79,7 +85,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     lst.add_argument("--page-size", help="rows per page (default 20, max 1000)")
     lst.add_argument("--page-token", default="", help="next_page_token of the previous page")
     lst.add_argument(
-        "--filter", action="append", metavar="K=V", dest="filters",
+        "--filter",
+        action="append",
+        metavar="K=V",
+        dest="filters",
         help="tag facet filter key=value (repeat); the key must be a promoted facet",
     )
     lst.add_argument("--json", action="store_true", help="print JSON")
@@ -149,8 +158,10 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print_table([s.to_json() for s in page.states], LIST_COLUMNS)
         if page.applied_facets is not None:
-            print(f"applied facets: {', '.join(page.applied_facets) or '-'}; "
-                  f"from tags: {', '.join(page.non_facet_filters or []) or '-'}")
+            print(
+                f"applied facets: {', '.join(page.applied_facets) or '-'}; "
+                f"from tags: {', '.join(page.non_facet_filters or []) or '-'}"
+            )
         if page.next_page_token:
             print(f"next page: --page-token {page.next_page_token}")
     return 0
@@ -187,7 +198,9 @@ def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print_json({"history": rows})
     else:
-        print_table(rows, ["id", "recorded_at", "run_id", "outcome", "status", "record_count", "state_version", "error_message"])
+        print_table(
+            rows, ["id", "recorded_at", "run_id", "outcome", "status", "record_count", "state_version", "error_message"]
+        )
     return 0
 
 
@@ -195,9 +208,7 @@ def cmd_set_authoritative(args: argparse.Namespace, settings: Settings) -> int:
     """Re-point the authoritative run and print the new state."""
     key = _key(args)
     expected = parse_int(args.expected_version, "expected version")
-    state = open_store(settings).set_authoritative(
-        key, args.run_id, expected, idempotency_key=args.idempotency_key
-    )
+    state = open_store(settings).set_authoritative(key, args.run_id, expected, idempotency_key=args.idempotency_key)
     if args.json:
         print_json(state.to_json())
     else:

@@ -10,10 +10,9 @@ environment, so Dagster resolves it in the run and shows only the variable's nam
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import dagster as dg
-
-from typing import TYPE_CHECKING
 
 from gridcat_pipelines.config import Settings, cached_pipeline_config
 from gridcat_pipelines.errors import not_found
@@ -36,7 +35,7 @@ class StateStoreResource(dg.ConfigurableResource):
         """The opened store (migrated first when ``upgrade_on_open``), shared per process and URL."""
         return _open_store(self.db_url, self.upgrade_on_open)
 
-    def open_catalog(self) -> "CatalogServices":
+    def open_catalog(self) -> CatalogServices:
         """The facet type catalog in the same database (its tables live there too)."""
         from gridcat_pipelines.facet_types import open_catalog
 

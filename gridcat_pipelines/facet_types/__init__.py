@@ -1,6 +1,6 @@
-"""The facet type catalog (seed 003): typed metadata documents attached to catalog entities.
+"""The facet type catalog (the facet-type catalog spec): typed metadata documents attached to catalog entities.
 
-Not the *tag facets* of ``gridcat_pipelines.tag_facets`` (seed 000): different thing, different
+Not the *tag facets* of ``gridcat_pipelines.tag_facets`` (the tag-facet contract): different thing, different
 module. This package does not import Dagster.
 """
 
@@ -29,9 +29,19 @@ from gridcat_pipelines.state import migrations
 from gridcat_pipelines.state.db import create_state_engine
 
 __all__ = [
-    "CatalogEntities", "CatalogEntity", "CatalogServices", "DeploymentConfig", "FacetTypeCatalog",
-    "FacetTypeDescriptor", "FacetTypeRepository", "InMemoryFacetTypeRepository", "TargetType",
-    "ValidationIssue", "ValidationResult", "YamlFacetTypeRepository", "open_catalog",
+    "CatalogEntities",
+    "CatalogEntity",
+    "CatalogServices",
+    "DeploymentConfig",
+    "FacetTypeCatalog",
+    "FacetTypeDescriptor",
+    "FacetTypeRepository",
+    "InMemoryFacetTypeRepository",
+    "TargetType",
+    "ValidationIssue",
+    "ValidationResult",
+    "YamlFacetTypeRepository",
+    "open_catalog",
 ]
 
 

@@ -1,4 +1,4 @@
-"""The facet type catalog (seed 003's ``FacetCatalog``): merged sources, guarded writes, validation.
+"""The facet type catalog (the facet-type catalog spec's ``FacetCatalog``): merged sources, guarded writes, validation.
 
 The effective catalog merges three sources on every read:
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from gridcat_pipelines.errors import (
@@ -51,7 +51,7 @@ OUTCOME_UNCHANGED = "unchanged"
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class DeploymentConfig:
     disabled: frozenset[str] = frozenset()
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any] | None) -> "DeploymentConfig":
+    def from_mapping(cls, data: Mapping[str, Any] | None) -> DeploymentConfig:
         """From ``{"enabled": [...], "disabled": [...]}``; a key in both is ``INVALID_ARGUMENT``."""
         data = data or {}
         unknown = set(data) - {"enabled", "disabled"}
@@ -103,9 +103,7 @@ class FacetTypeCatalog:
         if not missing:
             return []
         now = self._clock()
-        puts = [
-            PLATFORM_TYPES[k].with_changes(created_at=now, updated_at=now, revision=1) for k in missing
-        ]
+        puts = [PLATFORM_TYPES[k].with_changes(created_at=now, updated_at=now, revision=1) for k in missing]
         try:
             self.repository.write(puts=puts, expected={k: 0 for k in missing})
         except GridcatError as exc:  # another process seeded them first
@@ -113,7 +111,7 @@ class FacetTypeCatalog:
                 raise
         return missing
 
-    def snapshot(self) -> "FacetTypeCatalog":
+    def snapshot(self) -> FacetTypeCatalog:
         """A read-only view of the catalog as it is now (one read), for validating many entities."""
         from gridcat_pipelines.facet_types.repository import InMemoryFacetTypeRepository
 
@@ -202,7 +200,9 @@ class FacetTypeCatalog:
         """Add a custom type (``ALREADY_EXISTS`` when the key is taken; its schema must be valid)."""
         self._check_new(descriptor)
         if self.get(descriptor.type_key) is not None:
-            raise GridcatError(ALREADY_EXISTS, f"facet type {descriptor.type_key!r} already exists", [{"typeKey": descriptor.type_key}])
+            raise GridcatError(
+                ALREADY_EXISTS, f"facet type {descriptor.type_key!r} already exists", [{"typeKey": descriptor.type_key}]
+            )
         now, who = self._clock(), actor or self.actor
         stored = descriptor.with_changes(created_at=now, updated_at=now, created_by=who, updated_by=who, revision=1)
         self.repository.write(puts=[stored], expected={descriptor.type_key: 0})
@@ -260,7 +260,9 @@ class FacetTypeCatalog:
         """Remove a custom type; platform types cannot be deleted (``FAILED_PRECONDITION``)."""
         current = self.require(type_key)
         if type_key in MANDATORY_TYPE_KEYS:
-            raise failed_precondition(f"facet type {type_key!r} is mandatory and cannot be deleted", {"typeKey": type_key})
+            raise failed_precondition(
+                f"facet type {type_key!r} is mandatory and cannot be deleted", {"typeKey": type_key}
+            )
         if type_key in PLATFORM_TYPES:
             raise failed_precondition(
                 f"facet type {type_key!r} is a platform type and cannot be deleted; disable it instead",
@@ -364,10 +366,12 @@ class FacetTypeCatalog:
                 allowed = ", ".join(sorted(t.value for t in d.applicable_to or ()))
                 yield issue("NOT_APPLICABLE", f"facet type {type_key!r} applies to {allowed}, not {target.value}")
         if d.content_schema is not None:
-            yield from validate_against_schema(d.content_schema, content, type_key=type_key, entity_id=entity_id, scope=scope)
+            yield from validate_against_schema(
+                d.content_schema, content, type_key=type_key, entity_id=entity_id, scope=scope
+            )
 
     def validate_entity(self, entity: CatalogEntity) -> ValidationResult:
-        """Every problem of every facet on ``entity`` (seed 003's ``validateEntityFacets``)."""
+        """Every problem of every facet on ``entity`` (the facet-type catalog spec's ``validateEntityFacets``)."""
         issues: list[ValidationIssue] = []
         for type_key, scopes in entity.facets.items():
             for scope, content in scopes.items():

@@ -21,9 +21,7 @@ from jsonschema.exceptions import SchemaError
 from gridcat_pipelines.errors import invalid_argument
 from gridcat_pipelines.facet_types.model import TYPE_MARKER, ValidationIssue
 
-_DATE_TIME_RE = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$", re.ASCII
-)
+_DATE_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$", re.ASCII)
 _TIME_RE = re.compile(r"^\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$", re.ASCII)
 
 
@@ -45,9 +43,7 @@ def _format_checker() -> FormatChecker:
         def _is_time(instance: object) -> bool:
             if not isinstance(instance, str):
                 return True
-            return bool(_TIME_RE.match(instance)) and bool(
-                time.fromisoformat(instance.upper().replace("Z", "+00:00"))
-            )
+            return bool(_TIME_RE.match(instance)) and bool(time.fromisoformat(instance.upper().replace("Z", "+00:00")))
 
     return checker
 
@@ -86,8 +82,12 @@ def _compiled(schema_key: str):
 
 
 def validate_against_schema(
-    schema: dict[str, Any] | bool, content: dict[str, Any], *, type_key: str,
-    entity_id: str | None = None, scope: str | None = None,
+    schema: dict[str, Any] | bool,
+    content: dict[str, Any],
+    *,
+    type_key: str,
+    entity_id: str | None = None,
+    scope: str | None = None,
 ) -> list[ValidationIssue]:
     """Every way ``content`` breaks ``schema``, each with its JSON path (``$.status``).
 

@@ -97,7 +97,9 @@ class DbFacetTypeRepository(FacetTypeRepository):
         keys = sorted({d.type_key for d in puts} | set(deletes) | set(expected or {}))
         try:
             with write_connection(self.engine) as conn, conn.begin():
-                query = _lock(conn, sa.select(facet_type.c.type_key, facet_type.c.revision).where(facet_type.c.type_key.in_(keys)))
+                query = _lock(
+                    conn, sa.select(facet_type.c.type_key, facet_type.c.revision).where(facet_type.c.type_key.in_(keys))
+                )
                 current = {r.type_key: int(r.revision) for r in conn.execute(query)}
                 check_expected(current, expected)
                 if deletes:
@@ -164,7 +166,9 @@ class DbEntityRepository:
             query = (
                 sa.select(catalog_entity_facet)
                 .where(catalog_entity_facet.c.entity_id.in_(chunk))
-                .order_by(catalog_entity_facet.c.entity_id, catalog_entity_facet.c.type_key, catalog_entity_facet.c.scope)
+                .order_by(
+                    catalog_entity_facet.c.entity_id, catalog_entity_facet.c.type_key, catalog_entity_facet.c.scope
+                )
             )
             for f in conn.execute(query):
                 facets[f.entity_id].setdefault(f.type_key, {})[f.scope] = dict(f.content)
@@ -193,7 +197,11 @@ class DbEntityRepository:
     ) -> tuple[list[CatalogEntity], str]:
         """One page of entities by id (filters: type, parent); the token resumes with the same filters."""
         size = _page_size(page_size)
-        filters = {"kind": "catalog_entities", "type": entity_type.value if entity_type else None, "parent_id": parent_id}
+        filters = {
+            "kind": "catalog_entities",
+            "type": entity_type.value if entity_type else None,
+            "parent_id": parent_id,
+        }
         conditions = []
         if entity_type is not None:
             conditions.append(catalog_entity.c.type == entity_type.value)
@@ -214,7 +222,9 @@ class DbEntityRepository:
     def revisions(self) -> dict[str, int]:
         """``{entity id: revision}`` of every stored entity."""
         with self.engine.connect() as conn:
-            return {r.id: int(r.revision) for r in conn.execute(sa.select(catalog_entity.c.id, catalog_entity.c.revision))}
+            return {
+                r.id: int(r.revision) for r in conn.execute(sa.select(catalog_entity.c.id, catalog_entity.c.revision))
+            }
 
     def write(
         self,
@@ -229,7 +239,10 @@ class DbEntityRepository:
                 current: dict[str, int] = {}
                 for start in range(0, len(keys), 500):
                     chunk = keys[start : start + 500]
-                    query = _lock(conn, sa.select(catalog_entity.c.id, catalog_entity.c.revision).where(catalog_entity.c.id.in_(chunk)))
+                    query = _lock(
+                        conn,
+                        sa.select(catalog_entity.c.id, catalog_entity.c.revision).where(catalog_entity.c.id.in_(chunk)),
+                    )
                     current.update({r.id: int(r.revision) for r in conn.execute(query)})
                 _check_entity_expected(current, expected)
                 gone = [k for k in deletes if k in current]
@@ -244,7 +257,9 @@ class DbEntityRepository:
                     conn.execute(sa.insert(catalog_entity), inserts)
                 for e in puts:
                     if e.id in current:
-                        conn.execute(sa.update(catalog_entity).where(catalog_entity.c.id == e.id).values(**_entity_row(e)))
+                        conn.execute(
+                            sa.update(catalog_entity).where(catalog_entity.c.id == e.id).values(**_entity_row(e))
+                        )
                 facet_rows = [
                     {"entity_id": e.id, "type_key": key, "scope": scope, "content": content}
                     for e in puts

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from gridcat_pipelines.errors import failed_precondition, invalid_argument, not_found
 from gridcat_pipelines.facet_types.catalog import FacetTypeCatalog
@@ -25,7 +25,7 @@ from gridcat_pipelines.facet_types.model import (
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def with_markers(entity: CatalogEntity) -> CatalogEntity:
@@ -139,7 +139,8 @@ class CatalogEntities:
         issues = marker_issues(entity)
         seen = {(i.type_key, i.scope) for i in issues}
         issues += [
-            i for i in catalog.validate_entity(entity).issues
+            i
+            for i in catalog.validate_entity(entity).issues
             if not (i.code == "TYPE_MARKER_MISMATCH" and (i.type_key, i.scope) in seen)
         ]
         if mandatory:
@@ -148,7 +149,9 @@ class CatalogEntities:
 
     def save(self, entity: CatalogEntity, *, expected_revision: int | None = None) -> CatalogEntity:
         """Create or replace one entity after validation (``INVALID_ARGUMENT`` lists every issue)."""
-        report = self.write_all([entity], expected={entity.id: expected_revision} if expected_revision is not None else None)
+        report = self.write_all(
+            [entity], expected={entity.id: expected_revision} if expected_revision is not None else None
+        )
         del report
         return self.get(entity.id)
 

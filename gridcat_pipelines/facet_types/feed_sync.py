@@ -56,7 +56,11 @@ CONCEPTS: dict[str, dict[str, str]] = {
     "spend": {"name": "Spend", "definition": "Money spent on ads.", "unit": "micros of the account currency"},
     "clicks": {"name": "Clicks", "definition": "Clicks on ads.", "unit": "count"},
     "impressions": {"name": "Impressions", "definition": "Times an ad was shown.", "unit": "count"},
-    "conversions": {"name": "Conversions", "definition": "Conversion actions attributed to ad interactions.", "unit": "count (fractional)"},
+    "conversions": {
+        "name": "Conversions",
+        "definition": "Conversion actions attributed to ad interactions.",
+        "unit": "count (fractional)",
+    },
     "conversion-value": {"name": "Conversion Value", "definition": "Value of conversions.", "unit": "account currency"},
     "campaign": {"name": "Campaign", "definition": "A Google Ads campaign."},
     "ad-group": {"name": "Ad Group", "definition": "A group of ads and keywords within a campaign."},
@@ -150,9 +154,15 @@ def _attribute(feed: FeedConfig, col: ColumnSpec, ordinal: int, concepts: dict[s
             "value-mapping", {"source": "row_schema enum", "values": [{"value": v} for v in prop["enum"]]}
         )
     return CatalogEntity(
-        id=entity_id, type=TargetType.ATTRIBUTE, name=col.name, parent_id=table_id(feed.name),
-        schema_name=SCHEMA_NAME, table_name=feed.name, attribute_name=col.name,
-        facets=facets, origin=ORIGIN_SYNC,
+        id=entity_id,
+        type=TargetType.ATTRIBUTE,
+        name=col.name,
+        parent_id=table_id(feed.name),
+        schema_name=SCHEMA_NAME,
+        table_name=feed.name,
+        attribute_name=col.name,
+        facets=facets,
+        origin=ORIGIN_SYNC,
     )
 
 
@@ -161,12 +171,21 @@ def build_entities(config: PipelineConfig, *, catalog_id: str = CATALOG_ID) -> l
     entities = [
         CatalogEntity(id=catalog_id, type=TargetType.CATALOG, name=catalog_id, origin=ORIGIN_SYNC),
         CatalogEntity(
-            id=SCHEMA_NAME, type=TargetType.SCHEMA, name=SCHEMA_NAME, parent_id=catalog_id,
-            schema_name=SCHEMA_NAME, origin=ORIGIN_SYNC,
-            facets={"descriptive": facet("descriptive", {
-                "displayName": "Google Ads",
-                "description": "Daily Google Ads reports, one warehouse table per GAQL feed.",
-            })},
+            id=SCHEMA_NAME,
+            type=TargetType.SCHEMA,
+            name=SCHEMA_NAME,
+            parent_id=catalog_id,
+            schema_name=SCHEMA_NAME,
+            origin=ORIGIN_SYNC,
+            facets={
+                "descriptive": facet(
+                    "descriptive",
+                    {
+                        "displayName": "Google Ads",
+                        "description": "Daily Google Ads reports, one warehouse table per GAQL feed.",
+                    },
+                )
+            },
         ),
     ]
     owners = id_owners(config)
@@ -174,19 +193,29 @@ def build_entities(config: PipelineConfig, *, catalog_id: str = CATALOG_ID) -> l
     for feed in config.feeds.values():
         entities.append(
             CatalogEntity(
-                id=table_id(feed.name), type=TargetType.TABLE, name=feed.name, parent_id=SCHEMA_NAME,
-                schema_name=SCHEMA_NAME, table_name=feed.name, origin=ORIGIN_SYNC,
+                id=table_id(feed.name),
+                type=TargetType.TABLE,
+                name=feed.name,
+                parent_id=SCHEMA_NAME,
+                schema_name=SCHEMA_NAME,
+                table_name=feed.name,
+                origin=ORIGIN_SYNC,
                 facets={
-                    "structural": facet("structural", {
-                        "physicalName": feed.name,
-                        "tableType": "TABLE",
-                        "location": f"warehouse/{feed.name}",
-                        "primaryKey": list(feed.primary_key),
-                        "partitionColumns": list(PARTITION_COLUMNS),
-                        "schemaVersion": feed.schema_version,
-                        "sourceResource": feed.resource,
-                    }),
-                    "descriptive": facet("descriptive", {"displayName": display_name(feed.name), "description": feed.description}),
+                    "structural": facet(
+                        "structural",
+                        {
+                            "physicalName": feed.name,
+                            "tableType": "TABLE",
+                            "location": f"warehouse/{feed.name}",
+                            "primaryKey": list(feed.primary_key),
+                            "partitionColumns": list(PARTITION_COLUMNS),
+                            "schemaVersion": feed.schema_version,
+                            "sourceResource": feed.resource,
+                        },
+                    ),
+                    "descriptive": facet(
+                        "descriptive", {"displayName": display_name(feed.name), "description": feed.description}
+                    ),
                     "relation": facet("relation", {"relations": relations_of(feed, owners)}),
                 },
             )
@@ -196,7 +225,11 @@ def build_entities(config: PipelineConfig, *, catalog_id: str = CATALOG_ID) -> l
     for key in sorted(concepts):
         entities.append(
             CatalogEntity(
-                id=concept_id(key), type=TargetType.CONCEPT, name=key, parent_id=catalog_id, origin=ORIGIN_SYNC,
+                id=concept_id(key),
+                type=TargetType.CONCEPT,
+                name=key,
+                parent_id=catalog_id,
+                origin=ORIGIN_SYNC,
                 facets={"concept": facet("concept", {**CONCEPTS[key], "attributes": sorted(concepts[key])})},
             )
         )
@@ -210,11 +243,8 @@ def sync_entities(service: CatalogEntities, config: PipelineConfig) -> WriteRepo
     """
     known = {d.type_key: d.enabled for d in service.catalog.all()}
     built = [
-        replace(e, facets={k: v for k, v in e.facets.items() if known.get(k, True)})
-        for e in build_entities(config)
+        replace(e, facets={k: v for k, v in e.facets.items() if known.get(k, True)}) for e in build_entities(config)
     ]
     wanted = {e.id for e in built}
-    stale = sorted(
-        e.id for e in service.repository.get_all() if e.origin == ORIGIN_SYNC and e.id not in wanted
-    )
+    stale = sorted(e.id for e in service.repository.get_all() if e.origin == ORIGIN_SYNC and e.id not in wanted)
     return service.write_all(built, delete_ids=stale)

@@ -1,4 +1,4 @@
-"""Facet type descriptors and catalog entities (seed 003) as plain typed data.
+"""Facet type descriptors and catalog entities (the facet-type catalog spec) as plain typed data.
 
 JSON/YAML field names are the seed's: ``typeKey``, ``mandatory``, ``enabled``, ``displayName``,
 ``description``, ``applicableTo``, ``version``, ``contentSchema`` and the audit fields
@@ -34,7 +34,7 @@ class TargetType(str, Enum):
     ANY = "ANY"
 
     @classmethod
-    def parse(cls, value: Any, *, allow_any: bool = True, field_name: str = "type") -> "TargetType":
+    def parse(cls, value: Any, *, allow_any: bool = True, field_name: str = "type") -> TargetType:
         """``value`` as a target type; ``INVALID_ARGUMENT`` names the allowed values otherwise."""
         allowed = [t.value for t in cls if allow_any or t is not cls.ANY]
         text = value.value if isinstance(value, TargetType) else value
@@ -98,12 +98,18 @@ class FacetTypeDescriptor:
     def definition(self) -> tuple:
         """The fields an operator sets (no audit, no revision): equal definitions mean no change."""
         return (
-            self.type_key, self.mandatory, self.enabled, self.display_name, self.description,
-            _sorted_targets(self.applicable_to), self.version, self.content_schema,
+            self.type_key,
+            self.mandatory,
+            self.enabled,
+            self.display_name,
+            self.description,
+            _sorted_targets(self.applicable_to),
+            self.version,
+            self.content_schema,
         )
 
     def to_json(self, *, audit: bool = True) -> dict[str, Any]:
-        """The descriptor with seed 003's field names (``audit=False`` leaves audit fields out)."""
+        """The descriptor with the facet-type catalog spec's field names (``audit=False`` leaves audit fields out)."""
         data: dict[str, Any] = {
             "typeKey": self.type_key,
             "mandatory": self.mandatory,
@@ -125,16 +131,25 @@ class FacetTypeDescriptor:
         return data
 
     @classmethod
-    def from_json(
-        cls, data: Any, *, where: str = "facet type", keep_audit: bool = False
-    ) -> "FacetTypeDescriptor":
+    def from_json(cls, data: Any, *, where: str = "facet type", keep_audit: bool = False) -> FacetTypeDescriptor:
         """A descriptor from seed-named fields (YAML/JSON); audit fields and revision are kept
         only with ``keep_audit`` (a repository reading its own file)."""
         if not isinstance(data, dict):
             raise invalid_argument(f"{where}: must be a mapping with typeKey, displayName, ...")
         known = {
-            "typeKey", "mandatory", "enabled", "displayName", "description", "applicableTo",
-            "version", "contentSchema", "createdAt", "updatedAt", "createdBy", "updatedBy", "revision",
+            "typeKey",
+            "mandatory",
+            "enabled",
+            "displayName",
+            "description",
+            "applicableTo",
+            "version",
+            "contentSchema",
+            "createdAt",
+            "updatedAt",
+            "createdBy",
+            "updatedBy",
+            "revision",
         }
         unknown = sorted(set(data) - known)
         if unknown:
@@ -163,7 +178,7 @@ class FacetTypeDescriptor:
             **(_audit_from_json(data) if keep_audit else {}),
         )
 
-    def with_changes(self, **changes: Any) -> "FacetTypeDescriptor":
+    def with_changes(self, **changes: Any) -> FacetTypeDescriptor:
         """A copy with ``changes`` applied."""
         return replace(self, **changes)
 
@@ -238,12 +253,19 @@ class CatalogEntity:
     def definition(self) -> tuple:
         """Everything but audit fields and revision: equal definitions mean no change."""
         return (
-            self.id, self.type, self.name, self.parent_id, self.schema_name, self.table_name,
-            self.attribute_name, self.facets, self.origin,
+            self.id,
+            self.type,
+            self.name,
+            self.parent_id,
+            self.schema_name,
+            self.table_name,
+            self.attribute_name,
+            self.facets,
+            self.origin,
         )
 
     def to_json(self, *, audit: bool = True) -> dict[str, Any]:
-        """The entity with seed 003's field names (``id``, ``type``, ``facets`` ...)."""
+        """The entity with the facet-type catalog spec's field names (``id``, ``type``, ``facets`` ...)."""
         data: dict[str, Any] = {"id": self.id, "type": self.type.value, "name": self.name}
         for key, value in (
             ("parentId", self.parent_id),
@@ -266,13 +288,25 @@ class CatalogEntity:
         return data
 
     @classmethod
-    def from_json(cls, data: Any, *, where: str = "entity", keep_audit: bool = False) -> "CatalogEntity":
+    def from_json(cls, data: Any, *, where: str = "entity", keep_audit: bool = False) -> CatalogEntity:
         """An entity from seed-named fields; ``_type`` markers are not touched here."""
         if not isinstance(data, dict):
             raise invalid_argument(f"{where}: must be a mapping with id, type, facets")
         known = {
-            "id", "type", "name", "parentId", "schemaName", "tableName", "attributeName", "facets",
-            "origin", "createdAt", "updatedAt", "createdBy", "updatedBy", "revision",
+            "id",
+            "type",
+            "name",
+            "parentId",
+            "schemaName",
+            "tableName",
+            "attributeName",
+            "facets",
+            "origin",
+            "createdAt",
+            "updatedAt",
+            "createdBy",
+            "updatedBy",
+            "revision",
         }
         unknown = sorted(set(data) - known)
         if unknown:

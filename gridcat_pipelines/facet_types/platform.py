@@ -119,16 +119,39 @@ T = TargetType
 PLATFORM_TYPES: dict[str, FacetTypeDescriptor] = {
     d.type_key: d
     for d in (
-        _platform("structural", "Structural", "Physical layout: names, types, keys.",
-                  [T.TABLE, T.ATTRIBUTE], _STRUCTURAL_SCHEMA, True),
-        _platform("descriptive", "Descriptive", "Display names, descriptions, business concepts.",
-                  [T.SCHEMA, T.TABLE, T.ATTRIBUTE], _DESCRIPTIVE_SCHEMA, True),
-        _platform("relation", "Relation", "How a table joins other tables.",
-                  [T.TABLE], _RELATION_SCHEMA, True),
-        _platform("concept", "Concept", "A business concept and the attributes that carry it.",
-                  [T.CONCEPT], _CONCEPT_SCHEMA, False),
-        _platform("value-mapping", "Value Mapping", "The values an attribute takes (an enum).",
-                  [T.ATTRIBUTE], _VALUE_MAPPING_SCHEMA, False),
+        _platform(
+            "structural",
+            "Structural",
+            "Physical layout: names, types, keys.",
+            [T.TABLE, T.ATTRIBUTE],
+            _STRUCTURAL_SCHEMA,
+            True,
+        ),
+        _platform(
+            "descriptive",
+            "Descriptive",
+            "Display names, descriptions, business concepts.",
+            [T.SCHEMA, T.TABLE, T.ATTRIBUTE],
+            _DESCRIPTIVE_SCHEMA,
+            True,
+        ),
+        _platform("relation", "Relation", "How a table joins other tables.", [T.TABLE], _RELATION_SCHEMA, True),
+        _platform(
+            "concept",
+            "Concept",
+            "A business concept and the attributes that carry it.",
+            [T.CONCEPT],
+            _CONCEPT_SCHEMA,
+            False,
+        ),
+        _platform(
+            "value-mapping",
+            "Value Mapping",
+            "The values an attribute takes (an enum).",
+            [T.ATTRIBUTE],
+            _VALUE_MAPPING_SCHEMA,
+            False,
+        ),
     )
 }
 MANDATORY_TYPE_KEYS = frozenset(k for k, d in PLATFORM_TYPES.items() if d.mandatory)

@@ -21,9 +21,7 @@ from gridcat_pipelines.facet_types.repository import ENTITIES_SECTION, FACET_TYP
 def export_catalog(catalog: FacetTypeCatalog, entities: CatalogEntities | None = None) -> dict[str, Any]:
     """The catalog as a document: every effective facet type and (when given) every entity."""
     doc: dict[str, Any] = {
-        FACET_TYPES_SECTION: [
-            {k: v for k, v in d.to_json(audit=False).items() if v is not None} for d in catalog.all()
-        ]
+        FACET_TYPES_SECTION: [{k: v for k, v in d.to_json(audit=False).items() if v is not None} for d in catalog.all()]
     }
     if entities is not None:
         doc[ENTITIES_SECTION] = [
@@ -47,20 +45,26 @@ def read_document(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         raise invalid_argument(f"{path}: not valid YAML: {exc}".splitlines()[0]) from None
     if not isinstance(doc, dict):
-        raise invalid_argument(f"{path}: must be a mapping with a {FACET_TYPES_SECTION}: and/or {ENTITIES_SECTION}: section")
+        raise invalid_argument(
+            f"{path}: must be a mapping with a {FACET_TYPES_SECTION}: and/or {ENTITIES_SECTION}: section"
+        )
     unknown = sorted(set(doc) - {FACET_TYPES_SECTION, ENTITIES_SECTION})
     if unknown:
         raise invalid_argument(f"{path}: unknown section(s) {', '.join(unknown)}")
     return doc
 
 
-def parse_document(doc: dict[str, Any], *, where: str = "document") -> tuple[list[FacetTypeDescriptor], list[CatalogEntity]]:
+def parse_document(
+    doc: dict[str, Any], *, where: str = "document"
+) -> tuple[list[FacetTypeDescriptor], list[CatalogEntity]]:
     """The descriptors and entities of a catalog document."""
     types = doc.get(FACET_TYPES_SECTION) or []
     items = doc.get(ENTITIES_SECTION) or []
     if not isinstance(types, list) or not isinstance(items, list):
         raise invalid_argument(f"{where}: {FACET_TYPES_SECTION} and {ENTITIES_SECTION} must be lists")
-    descriptors = [FacetTypeDescriptor.from_json(t, where=f"{where}: {FACET_TYPES_SECTION}[{i}]") for i, t in enumerate(types)]
+    descriptors = [
+        FacetTypeDescriptor.from_json(t, where=f"{where}: {FACET_TYPES_SECTION}[{i}]") for i, t in enumerate(types)
+    ]
     entities = [CatalogEntity.from_json(e, where=f"{where}: {ENTITIES_SECTION}[{i}]") for i, e in enumerate(items)]
     return descriptors, entities
 

@@ -42,8 +42,17 @@ DEFAULT_CUSTOMERS_PATH = CONFIG_DIR / "customers.yaml"
 ROW_SCHEMA_TOP_KEYWORDS = frozenset({"type", "properties", "additionalProperties"})
 ROW_SCHEMA_PROPERTY_KEYWORDS = frozenset(
     {
-        "type", "enum", "const", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
-        "minLength", "maxLength", "pattern", "format",
+        "type",
+        "enum",
+        "const",
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "minLength",
+        "maxLength",
+        "pattern",
+        "format",
     }
 )
 ROW_SCHEMA_FORMATS = frozenset({"date"})
@@ -113,9 +122,7 @@ def load_pipeline_config(
         ctx.fail("pipeline", "missing required key (start_date, lookback_days)")
     start_date, lookback_days = _parse_pipeline(ctx, doc["pipeline"])
     customers = load_customers(customers_path)
-    return PipelineConfig(
-        feeds=feeds, customers=customers, start_date=start_date, lookback_days=lookback_days
-    )
+    return PipelineConfig(feeds=feeds, customers=customers, start_date=start_date, lookback_days=lookback_days)
 
 
 def _check_row_schemas_compile(ctx: _Ctx, feeds: dict[str, FeedConfig]) -> None:
@@ -320,9 +327,7 @@ def _parse_columns(ctx: _Ctx, items: Any, path: str) -> tuple[ColumnSpec, ...]:
     return tuple(columns)
 
 
-def _parse_gaql(
-    ctx: _Ctx, gaql: Any, path: str, resource: str, columns: tuple[ColumnSpec, ...]
-) -> str:
+def _parse_gaql(ctx: _Ctx, gaql: Any, path: str, resource: str, columns: tuple[ColumnSpec, ...]) -> str:
     gaql = _string(ctx, gaql, path).strip()
     match = _GAQL_RE.match(gaql)
     if not match:

@@ -1,1 +1,1 @@
-"""Leases that pin the authoritative runs a reader is reading (seed 001's query leases)."""
+"""Leases that pin the authoritative runs a reader is reading (the catalog RPC conventions' query leases)."""

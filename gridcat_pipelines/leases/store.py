@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -65,7 +65,11 @@ def _pin_key(row: Any) -> PartitionKey:
 
 
 def _check_ttl(ttl_seconds: float) -> float:
-    if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, (int, float)) or not 0 < ttl_seconds <= MAX_TTL_SECONDS:
+    if (
+        isinstance(ttl_seconds, bool)
+        or not isinstance(ttl_seconds, (int, float))
+        or not 0 < ttl_seconds <= MAX_TTL_SECONDS
+    ):
         raise invalid_argument(f"ttl {ttl_seconds!r} must be a number of seconds in (0, {MAX_TTL_SECONDS}]")
     return float(ttl_seconds)
 
@@ -76,7 +80,7 @@ class LeaseStore:
     def __init__(self, store: StateStore, *, clock: Callable[[], datetime] | None = None):
         self.store = store
         self.engine = store.engine
-        self._clock = clock or (lambda: datetime.now(timezone.utc))
+        self._clock = clock or (lambda: datetime.now(UTC))
 
     def begin(
         self,
@@ -107,14 +111,20 @@ class LeaseStore:
                         f"{key}: run {expected_runs[key]} is no longer authoritative ({state.current_run_id} is)"
                     )
                 pins[key] = state.current_run_id
-            conn.execute(run_lease.insert().values(
-                lease_id=lease_id, status=ACTIVE, holder=holder, created_at=now,
-                expires_at=now + timedelta(seconds=ttl), ended_at=None,
-            ))
-            conn.execute(run_lease_pin.insert(), [
-                {"lease_id": lease_id, **dict(zip(KEY_COLUMNS, k.as_tuple())), "run_id": r}
-                for k, r in pins.items()
-            ])
+            conn.execute(
+                run_lease.insert().values(
+                    lease_id=lease_id,
+                    status=ACTIVE,
+                    holder=holder,
+                    created_at=now,
+                    expires_at=now + timedelta(seconds=ttl),
+                    ended_at=None,
+                )
+            )
+            conn.execute(
+                run_lease_pin.insert(),
+                [{"lease_id": lease_id, **dict(zip(KEY_COLUMNS, k.as_tuple())), "run_id": r} for k, r in pins.items()],
+            )
         return self.get(lease_id)
 
     @contextmanager
@@ -161,7 +171,8 @@ class LeaseStore:
             lease = self._read(conn, lease_id)
             if lease.status == ACTIVE:
                 conn.execute(
-                    run_lease.update().where(run_lease.c.lease_id == lease_id)
+                    run_lease.update()
+                    .where(run_lease.c.lease_id == lease_id)
                     .values(status=ENDED_ABORT if abort else ENDED_COMMIT, ended_at=self._clock())
                 )
         return self.get(lease_id)
@@ -212,4 +223,3 @@ class LeaseStore:
         if lease.status != ACTIVE:
             raise failed_precondition(f"lease {lease_id} is {lease.status}; begin a new one")
         return lease
-

@@ -51,9 +51,7 @@ def _hash_binary(arr: pa.Array) -> np.ndarray:
     arr = arr.cast(pa.large_binary())
     if len(arr) <= _SLICE:
         return _hash_binary_slice(arr)
-    return np.concatenate(
-        [_hash_binary_slice(arr.slice(i, _SLICE)) for i in range(0, len(arr), _SLICE)]
-    )
+    return np.concatenate([_hash_binary_slice(arr.slice(i, _SLICE)) for i in range(0, len(arr), _SLICE)])
 
 
 def _hash_binary_slice(arr: pa.Array) -> np.ndarray:
@@ -106,12 +104,7 @@ def hash_array(arr: pa.Array) -> np.ndarray | None:
             return _mix(np.ascontiguousarray(floats).view(np.uint64) ^ np.uint64(0x5555))
         if pa.types.is_date32(t) or pa.types.is_time32(t):
             return _mix(arr.view(pa.int32()).cast(pa.int64()).to_numpy().view(np.uint64))
-        if (
-            pa.types.is_date64(t)
-            or pa.types.is_time64(t)
-            or pa.types.is_timestamp(t)
-            or pa.types.is_duration(t)
-        ):
+        if pa.types.is_date64(t) or pa.types.is_time64(t) or pa.types.is_timestamp(t) or pa.types.is_duration(t):
             return _mix(arr.view(pa.int64()).to_numpy().view(np.uint64))
         if pa.types.is_decimal(t):
             return _hash_binary(arr.cast(pa.string()))
@@ -151,7 +144,7 @@ class HyperLogLog:
         rank = (width + 1 - np.bitwise_count(rest)).astype(np.uint8)
         np.maximum.at(self.registers, index, rank)
 
-    def merge(self, other: "HyperLogLog") -> None:
+    def merge(self, other: HyperLogLog) -> None:
         """Fold another sketch of the same precision into this one."""
         if other.precision != self.precision:
             raise ValueError("cannot merge HyperLogLog sketches of different precision")

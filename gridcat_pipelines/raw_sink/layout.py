@@ -84,7 +84,7 @@ def metadata_tmp_name() -> str:
 def parse_level(name: str, level: str) -> str | None:
     """The value of a ``<level>=<value>`` directory name, or None if it is not one."""
     prefix = level + "="
-    return name[len(prefix):] if name.startswith(prefix) and len(name) > len(prefix) else None
+    return name[len(prefix) :] if name.startswith(prefix) and len(name) > len(prefix) else None
 
 
 def parse_run_dir_name(name: str) -> str | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -81,7 +81,7 @@ class RunMetadata:
             "logical_date": self.logical_date.isoformat(),
             "schema_version": self.schema_version,
             "record_count": self.record_count,
-            "extracted_at": self.extracted_at.astimezone(timezone.utc).isoformat(),
+            "extracted_at": self.extracted_at.astimezone(UTC).isoformat(),
             "source_name": self.source_name,
             "gaql": self.gaql,
             "arrow_schema": self.schema_fields(),
@@ -94,7 +94,7 @@ class RunMetadata:
         return (json.dumps(self.to_json(), indent=2, allow_nan=False) + "\n").encode("utf-8")
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any] | str | bytes) -> "RunMetadata":
+    def from_json(cls, data: Mapping[str, Any] | str | bytes) -> RunMetadata:
         """Parse ``to_json()`` output (a mapping, or its JSON text).
 
         Raises ``INVALID_ARGUMENT`` naming the first problem when the content is not valid
@@ -139,7 +139,7 @@ def _parse(data: Mapping[str, Any]) -> RunMetadata:
         logical_date=key.logical_date,
         schema_version=_text(data, "schema_version"),
         record_count=_count(data, "record_count"),
-        extracted_at=extracted_at.astimezone(timezone.utc),
+        extracted_at=extracted_at.astimezone(UTC),
         files=tuple(_parse_file(f) for f in _list(data, "files")),
         column_stats=stats,
         gaql=_optional_text(data, "gaql"),

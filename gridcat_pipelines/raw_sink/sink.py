@@ -32,7 +32,7 @@ import hashlib
 import os
 from collections.abc import Iterable, Iterator, Sized
 from contextlib import suppress
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import pyarrow as pa
@@ -148,7 +148,7 @@ class RawSink:
         if local is not None:
             return "file://" + quote(local, safe="/=")  # '=' left readable; still a valid URI
         if self._uri_base is not None:
-            return f"{self._uri_base}/{path[len(self._root):].lstrip('/')}"
+            return f"{self._uri_base}/{path[len(self._root) :].lstrip('/')}"
         return f"{self._fs.type_name}://{path.lstrip('/')}"
 
     # ----------------------------------------------------------------- write
@@ -207,12 +207,10 @@ class RawSink:
                 assert stats is not None
                 stats.update(batch)
                 writer.write(batch)
-            extracted_at = datetime.now(timezone.utc)
+            extracted_at = datetime.now(UTC)
             if run_schema is None:
                 if schema is None:
-                    raise invalid_argument(
-                        "an empty run needs `schema` (there were no batches to take it from)"
-                    )
+                    raise invalid_argument("an empty run needs `schema` (there were no batches to take it from)")
                 run_schema, stats = schema, StatsAccumulator(schema)
             assert stats is not None
             files = writer.finish(run_schema)
@@ -368,9 +366,7 @@ class RawSink:
         try:
             metadata = RunMetadata.from_json(payload)
         except GridcatError as exc:
-            raise failed_precondition(
-                f"run {run_id} of {key} has a corrupt {METADATA_FILE}: {exc.message}"
-            ) from None
+            raise failed_precondition(f"run {run_id} of {key} has a corrupt {METADATA_FILE}: {exc.message}") from None
         if metadata.key != key or metadata.run_id != run_id:
             raise failed_precondition(
                 f"{METADATA_FILE} of run {run_id} of {key} describes run {metadata.run_id} of {metadata.key}"

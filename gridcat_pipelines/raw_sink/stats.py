@@ -187,9 +187,7 @@ class StatsAccumulator:
     def update(self, batch: pa.RecordBatch) -> None:
         """Fold one batch (it must have this accumulator's schema's columns, in order)."""
         if batch.num_columns != len(self._columns):
-            raise ValueError(
-                f"batch has {batch.num_columns} columns, the stats schema has {len(self._columns)}"
-            )
+            raise ValueError(f"batch has {batch.num_columns} columns, the stats schema has {len(self._columns)}")
         for acc, column in zip(self._columns, batch.columns):
             acc.update(column)
 

@@ -28,22 +28,56 @@ LOCATION_SHARES = np.array([0.85, 0.15])
 # channel: (probability, CTR, CPC in USD, CPM in USD, ad group types, bidding strategies,
 #           device shares (MOBILE, DESKTOP, TABLET, CONNECTED_TV), network shares)
 CHANNELS: dict[str, tuple] = {
-    "SEARCH": (0.45, 0.055, 1.8, 0.0, ("SEARCH_STANDARD", "SEARCH_DYNAMIC_ADS"),
-               ("MANUAL_CPC", "TARGET_CPA", "MAXIMIZE_CONVERSIONS", "TARGET_IMPRESSION_SHARE"),
-               (0.58, 0.34, 0.08, 0.0), (0.9, 0.1, 0, 0, 0)),
-    "SHOPPING": (0.15, 0.012, 0.7, 0.0, ("SHOPPING_PRODUCT_ADS",),
-                 ("TARGET_ROAS", "MAXIMIZE_CONVERSION_VALUE", "MANUAL_CPC"),
-                 (0.65, 0.28, 0.07, 0.0), (0.85, 0.15, 0, 0, 0)),
-    "DISPLAY": (0.15, 0.004, 0.0, 3.5, ("DISPLAY_STANDARD",),
-                ("MAXIMIZE_CONVERSIONS", "TARGET_CPA", "MANUAL_CPM"),
-                (0.7, 0.22, 0.08, 0.0), (0, 0, 1, 0, 0)),
-    "VIDEO": (0.10, 0.006, 0.0, 6.0,
-              ("VIDEO_RESPONSIVE", "VIDEO_TRUE_VIEW_IN_STREAM", "VIDEO_BUMPER"),
-              ("TARGET_CPM", "MANUAL_CPV", "MAXIMIZE_CONVERSIONS"),
-              (0.55, 0.15, 0.05, 0.25), (0, 0, 0, 1, 0)),
-    "PERFORMANCE_MAX": (0.15, 0.015, 0.9, 0.0, (),
-                        ("MAXIMIZE_CONVERSION_VALUE", "MAXIMIZE_CONVERSIONS"),
-                        (0.6, 0.3, 0.07, 0.03), (0, 0, 0, 0, 1)),
+    "SEARCH": (
+        0.45,
+        0.055,
+        1.8,
+        0.0,
+        ("SEARCH_STANDARD", "SEARCH_DYNAMIC_ADS"),
+        ("MANUAL_CPC", "TARGET_CPA", "MAXIMIZE_CONVERSIONS", "TARGET_IMPRESSION_SHARE"),
+        (0.58, 0.34, 0.08, 0.0),
+        (0.9, 0.1, 0, 0, 0),
+    ),
+    "SHOPPING": (
+        0.15,
+        0.012,
+        0.7,
+        0.0,
+        ("SHOPPING_PRODUCT_ADS",),
+        ("TARGET_ROAS", "MAXIMIZE_CONVERSION_VALUE", "MANUAL_CPC"),
+        (0.65, 0.28, 0.07, 0.0),
+        (0.85, 0.15, 0, 0, 0),
+    ),
+    "DISPLAY": (
+        0.15,
+        0.004,
+        0.0,
+        3.5,
+        ("DISPLAY_STANDARD",),
+        ("MAXIMIZE_CONVERSIONS", "TARGET_CPA", "MANUAL_CPM"),
+        (0.7, 0.22, 0.08, 0.0),
+        (0, 0, 1, 0, 0),
+    ),
+    "VIDEO": (
+        0.10,
+        0.006,
+        0.0,
+        6.0,
+        ("VIDEO_RESPONSIVE", "VIDEO_TRUE_VIEW_IN_STREAM", "VIDEO_BUMPER"),
+        ("TARGET_CPM", "MANUAL_CPV", "MAXIMIZE_CONVERSIONS"),
+        (0.55, 0.15, 0.05, 0.25),
+        (0, 0, 0, 1, 0),
+    ),
+    "PERFORMANCE_MAX": (
+        0.15,
+        0.015,
+        0.9,
+        0.0,
+        (),
+        ("MAXIMIZE_CONVERSION_VALUE", "MAXIMIZE_CONVERSIONS"),
+        (0.6, 0.3, 0.07, 0.03),
+        (0, 0, 0, 0, 1),
+    ),
 }
 CHANNEL_NAMES = tuple(CHANNELS)
 DEVICE_SHARES = np.array([CHANNELS[c][6] for c in CHANNEL_NAMES])  # channel x device
@@ -51,28 +85,112 @@ NETWORK_SHARES = np.array([CHANNELS[c][7] for c in CHANNEL_NAMES], dtype=float)
 CURRENCY_FACTOR = {"USD": 1.0, "EUR": 0.92, "GBP": 0.79, "JPY": 150.0, "AUD": 1.5, "CAD": 1.35}
 
 COUNTRIES = {  # ISO code -> geo target constant id
-    "US": 2840, "CA": 2124, "GB": 2826, "DE": 2276, "FR": 2250, "ES": 2724, "IT": 2380,
-    "NL": 2528, "AT": 2040, "CH": 2756, "IE": 2372, "SE": 2752, "AU": 2036, "NZ": 2554,
-    "JP": 2392, "SG": 2702, "IN": 2356, "BR": 2076, "MX": 2484,
+    "US": 2840,
+    "CA": 2124,
+    "GB": 2826,
+    "DE": 2276,
+    "FR": 2250,
+    "ES": 2724,
+    "IT": 2380,
+    "NL": 2528,
+    "AT": 2040,
+    "CH": 2756,
+    "IE": 2372,
+    "SE": 2752,
+    "AU": 2036,
+    "NZ": 2554,
+    "JP": 2392,
+    "SG": 2702,
+    "IN": 2356,
+    "BR": 2076,
+    "MX": 2484,
 }
 THEMES = {
-    "outdoor": ("tents", "hiking boots", "sleeping bags", "backpacks", "rain jackets",
-                "camping stoves", "trekking poles", "headlamps", "climbing shoes"),
-    "home": ("sofas", "rugs", "table lamps", "bed linen", "dining chairs", "curtains",
-             "bookshelves", "mattresses", "throw pillows"),
-    "travel": ("city breaks", "beach holidays", "ski trips", "hotel deals", "cheap flights",
-               "river cruises", "car hire", "family holidays", "spa weekends"),
-    "toys": ("lego sets", "board games", "dolls houses", "wooden toys", "jigsaw puzzles",
-             "remote control cars", "science kits", "plush toys", "train sets"),
-    "software": ("crm software", "project management tool", "invoicing app", "help desk",
-                 "password manager", "time tracking", "email marketing", "cloud backup",
-                 "team chat"),
+    "outdoor": (
+        "tents",
+        "hiking boots",
+        "sleeping bags",
+        "backpacks",
+        "rain jackets",
+        "camping stoves",
+        "trekking poles",
+        "headlamps",
+        "climbing shoes",
+    ),
+    "home": (
+        "sofas",
+        "rugs",
+        "table lamps",
+        "bed linen",
+        "dining chairs",
+        "curtains",
+        "bookshelves",
+        "mattresses",
+        "throw pillows",
+    ),
+    "travel": (
+        "city breaks",
+        "beach holidays",
+        "ski trips",
+        "hotel deals",
+        "cheap flights",
+        "river cruises",
+        "car hire",
+        "family holidays",
+        "spa weekends",
+    ),
+    "toys": (
+        "lego sets",
+        "board games",
+        "dolls houses",
+        "wooden toys",
+        "jigsaw puzzles",
+        "remote control cars",
+        "science kits",
+        "plush toys",
+        "train sets",
+    ),
+    "software": (
+        "crm software",
+        "project management tool",
+        "invoicing app",
+        "help desk",
+        "password manager",
+        "time tracking",
+        "email marketing",
+        "cloud backup",
+        "team chat",
+    ),
 }
-KEYWORD_MODIFIERS = ("", "buy", "best", "cheap", "online", "sale", "discount", "top rated",
-                     "affordable", "premium", "shop", "order")
+KEYWORD_MODIFIERS = (
+    "",
+    "buy",
+    "best",
+    "cheap",
+    "online",
+    "sale",
+    "discount",
+    "top rated",
+    "affordable",
+    "premium",
+    "shop",
+    "order",
+)
 MATCH_TYPES = np.array(["EXACT", "PHRASE", "BROAD"], dtype=object)
-TERM_SUFFIXES = ("", "near me", "for sale", "reviews", "2026", "deals", "free shipping",
-                 "best price", "how to choose", "open now", "uk", "comparison")
+TERM_SUFFIXES = (
+    "",
+    "near me",
+    "for sale",
+    "reviews",
+    "2026",
+    "deals",
+    "free shipping",
+    "best price",
+    "how to choose",
+    "open now",
+    "uk",
+    "comparison",
+)
 
 
 def digest_seed(*parts: object) -> int:
@@ -118,16 +236,22 @@ def _ids(rng: np.random.Generator, n: int, low: int, high: int) -> np.ndarray:
 
 def _home_country(customer: CustomerConfig) -> str:
     tz = customer.time_zone
-    by_zone = {"Europe/Berlin": "DE", "Europe/London": "GB", "Europe/Paris": "FR",
-               "Europe/Madrid": "ES", "Europe/Rome": "IT", "Europe/Amsterdam": "NL",
-               "Asia/Tokyo": "JP", "Asia/Singapore": "SG", "Asia/Kolkata": "IN"}
+    by_zone = {
+        "Europe/Berlin": "DE",
+        "Europe/London": "GB",
+        "Europe/Paris": "FR",
+        "Europe/Madrid": "ES",
+        "Europe/Rome": "IT",
+        "Europe/Amsterdam": "NL",
+        "Asia/Tokyo": "JP",
+        "Asia/Singapore": "SG",
+        "Asia/Kolkata": "IN",
+    }
     if tz in by_zone:
         return by_zone[tz]
     if tz.startswith("Australia/"):
         return "AU"
-    return {"EUR": "DE", "GBP": "GB", "JPY": "JP", "AUD": "AU", "CAD": "CA"}.get(
-        customer.currency, "US"
-    )
+    return {"EUR": "DE", "GBP": "GB", "JPY": "JP", "AUD": "AU", "CAD": "CA"}.get(customer.currency, "US")
 
 
 def build_universe(seed: int, customer: CustomerConfig) -> Universe:
@@ -271,8 +395,7 @@ def _search_terms(rng, keywords: Table) -> Table:
             if term == text:
                 status.append("ADDED")
             else:
-                status.append(rng.choice(["NONE", "EXCLUDED", "ADDED", "ADDED_EXCLUDED"],
-                                         p=[0.85, 0.07, 0.05, 0.03]))
+                status.append(rng.choice(["NONE", "EXCLUDED", "ADDED", "ADDED_EXCLUDED"], p=[0.85, 0.07, 0.05, 0.03]))
             keyword.append(k)
             share.append(weights[j] / weights.sum())
     return {

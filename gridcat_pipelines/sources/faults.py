@@ -193,24 +193,26 @@ def _bad_enum(table, feed, target, rng, customer, day):
 
 # --------------------------------------------------------------------------- the faults
 
-FAULTS: Mapping[str, Fault] = MappingProxyType({
-    fault.name: fault
-    for fault in (
-        Fault("missing_column", _drop_column, target=_plain_free_column),
-        Fault("wrong_type", _retype_column, target=_typed_free_column),
-        Fault(
-            "negative_cost",
-            _negate_cost,
-            target=lambda feed: COST_COLUMN if COST_COLUMN in feed.rules.non_negative else None,
-        ),
-        Fault("wrong_date", _shift_date, target=lambda feed: feed.rules.date_column),
-        Fault("duplicate_primary_key", _duplicate_rows, requires=lambda feed: bool(feed.primary_key)),
-        Fault("mixed_currency", _other_currency, target=lambda feed: feed.rules.currency_column),
-        Fault("invalid_enum", _bad_enum, target=_enum_free_column),
-        Fault("crash_mid_write"),  # the source raises after the first batch
-        Fault("transient_error", needs_rows=False),  # the source raises before any batch
-    )
-})
+FAULTS: Mapping[str, Fault] = MappingProxyType(
+    {
+        fault.name: fault
+        for fault in (
+            Fault("missing_column", _drop_column, target=_plain_free_column),
+            Fault("wrong_type", _retype_column, target=_typed_free_column),
+            Fault(
+                "negative_cost",
+                _negate_cost,
+                target=lambda feed: COST_COLUMN if COST_COLUMN in feed.rules.non_negative else None,
+            ),
+            Fault("wrong_date", _shift_date, target=lambda feed: feed.rules.date_column),
+            Fault("duplicate_primary_key", _duplicate_rows, requires=lambda feed: bool(feed.primary_key)),
+            Fault("mixed_currency", _other_currency, target=lambda feed: feed.rules.currency_column),
+            Fault("invalid_enum", _bad_enum, target=_enum_free_column),
+            Fault("crash_mid_write"),  # the source raises after the first batch
+            Fault("transient_error", needs_rows=False),  # the source raises before any batch
+        )
+    }
+)
 
 FAULT_KINDS: tuple[str, ...] = tuple(FAULTS)
 
@@ -310,9 +312,7 @@ class FaultPlan:
         forced: dict[tuple[str, str, str], str] = {}
         for key, kind in dict(self.forced).items():
             if not isinstance(key, tuple) or len(key) != 3:
-                raise invalid_argument(
-                    f"forced fault key {key!r} must be (customer_id, query_name, date)"
-                )
+                raise invalid_argument(f"forced fault key {key!r} must be (customer_id, query_name, date)")
             customer, query, day = key
             norm = (
                 normalize_customer_id(customer),
@@ -324,9 +324,7 @@ class FaultPlan:
         object.__setattr__(self, "kinds", kinds)
         object.__setattr__(self, "forced", MappingProxyType(forced))
 
-    def fault_for(
-        self, customer_id: str, feed: FeedConfig, day: date | str, attempt: int = 0
-    ) -> str | None:
+    def fault_for(self, customer_id: str, feed: FeedConfig, day: date | str, attempt: int = 0) -> str | None:
         """The fault kind to inject into this pull, or None (always None after attempt 0).
 
         A forced kind that cannot apply to ``feed`` is ``INVALID_ARGUMENT``.
@@ -338,9 +336,7 @@ class FaultPlan:
         forced = self.forced.get((customer, feed.name, iso))
         if forced is not None:
             if forced not in applicable_kinds(feed, (forced,)):
-                raise invalid_argument(
-                    f"forced fault {forced!r} cannot apply to feed {feed.name!r}"
-                )
+                raise invalid_argument(f"forced fault {forced!r} cannot apply to feed {feed.name!r}")
             return forced
         if self.rate <= 0.0:
             return None

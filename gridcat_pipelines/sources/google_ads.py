@@ -29,9 +29,7 @@ from gridcat_pipelines.feeds.models import ColumnSpec, CustomerConfig, FeedConfi
 from gridcat_pipelines.sources.base import SourceError, TransientSourceError
 from gridcat_pipelines.state.keys import normalize_customer_id
 
-RETRYABLE_CODES = frozenset(
-    {"RESOURCE_EXHAUSTED", "UNAVAILABLE", "DEADLINE_EXCEEDED", "INTERNAL"}
-)
+RETRYABLE_CODES = frozenset({"RESOURCE_EXHAUSTED", "UNAVAILABLE", "DEADLINE_EXCEEDED", "INTERNAL"})
 INSTALL_HINT = "pip install 'gridcat[google-ads]'"
 
 
@@ -63,9 +61,7 @@ class GoogleAdsApiSource:
             "client_secret": client_secret,
             "refresh_token": refresh_token,
         }
-        self.login_customer_id = (
-            normalize_customer_id(login_customer_id) if login_customer_id else None
-        )
+        self.login_customer_id = normalize_customer_id(login_customer_id) if login_customer_id else None
         self._client = client
         self.max_attempts = max_attempts
         self.backoff_seconds = backoff_seconds
@@ -90,9 +86,7 @@ class GoogleAdsApiSource:
         try:
             from google.ads.googleads.client import GoogleAdsClient
         except ImportError as exc:
-            raise SourceError(
-                f"the google-ads package is not installed: {INSTALL_HINT}"
-            ) from exc
+            raise SourceError(f"the google-ads package is not installed: {INSTALL_HINT}") from exc
         config: dict[str, Any] = {**self._credentials, "use_proto_plus": True}
         if self.login_customer_id:
             config["login_customer_id"] = self.login_customer_id
@@ -177,9 +171,7 @@ def _failure_errors(exc: BaseException) -> Iterable[Any]:
         return ()
 
 
-def rows_to_batches(
-    feed: FeedConfig, rows: Iterable[Any], batch_rows: int
-) -> Iterator[pa.RecordBatch]:
+def rows_to_batches(feed: FeedConfig, rows: Iterable[Any], batch_rows: int) -> Iterator[pa.RecordBatch]:
     """Map API rows to record batches of at most ``batch_rows`` rows with the feed's schema."""
     schema = feed.arrow_schema()
     paths = [(col, col.field.split(".")) for col in feed.columns]

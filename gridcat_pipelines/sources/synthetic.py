@@ -49,8 +49,13 @@ __all__ = ["INVALID_ENUM_VALUE", "SyntheticSource", "apply_fault", "generation_g
 
 _EPOCH = date(1970, 1, 1)
 # entity tables rows may point into, by the index key the generators use
-_ENTITY_TABLES = (("_campaign", "campaigns"), ("_ad_group", "ad_groups"),
-                  ("_keyword", "keywords"), ("_term", "search_terms"), ("_country", "countries"))
+_ENTITY_TABLES = (
+    ("_campaign", "campaigns"),
+    ("_ad_group", "ad_groups"),
+    ("_keyword", "keywords"),
+    ("_term", "search_terms"),
+    ("_country", "countries"),
+)
 
 
 class SyntheticSource:
@@ -87,9 +92,7 @@ class SyntheticSource:
         fault = self.fault_for(feed, customer, day, attempt)
         return self._stream(feed, customer, day, fault)
 
-    def fault_for(
-        self, feed: FeedConfig, customer: CustomerConfig, day: date, attempt: int = 0
-    ) -> str | None:
+    def fault_for(self, feed: FeedConfig, customer: CustomerConfig, day: date, attempt: int = 0) -> str | None:
         """The fault kind this pull gets (None without a fault plan or after attempt 0)."""
         if self.faults is None:
             return None
@@ -118,9 +121,7 @@ class SyntheticSource:
                 )
             yield batch
 
-    def table(
-        self, feed: FeedConfig, customer: CustomerConfig, day: date, *, fault: str | None = None
-    ) -> pa.Table:
+    def table(self, feed: FeedConfig, customer: CustomerConfig, day: date, *, fault: str | None = None) -> pa.Table:
         """The whole partition as one table, with ``fault``'s defect applied to the rows.
 
         ``crash_mid_write`` and ``transient_error`` do not alter rows (``fetch`` enacts them).
@@ -143,8 +144,13 @@ class SyntheticSource:
 
     def universe(self, customer: CustomerConfig) -> Universe:
         """The customer's stable entities (built once per source and customer)."""
-        key = (customer.customer_id, customer.name, customer.currency, customer.time_zone,
-               tuple(sorted(customer.tags.items())))
+        key = (
+            customer.customer_id,
+            customer.name,
+            customer.currency,
+            customer.time_zone,
+            tuple(sorted(customer.tags.items())),
+        )
         if key not in self._universes:
             self._universes[key] = build_universe(self.seed, customer)
         return self._universes[key]

@@ -32,12 +32,15 @@ from gridcat_pipelines.sources.entities import (
 )
 
 Rows = dict[str, np.ndarray]
-METRICS = ("metrics_impressions", "metrics_clicks", "metrics_cost_micros",
-           "metrics_conversions", "metrics_conversions_value")
-CLICKS_PER_PARTITION = 3000  # click_view cap at scale 1.0
-_GCLID_ALPHABET = np.frombuffer(
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", dtype="S1"
+METRICS = (
+    "metrics_impressions",
+    "metrics_clicks",
+    "metrics_cost_micros",
+    "metrics_conversions",
+    "metrics_conversions_value",
 )
+CLICKS_PER_PARTITION = 3000  # click_view cap at scale 1.0
+_GCLID_ALPHABET = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", dtype="S1")
 
 
 def _sample_metrics(rng, lam, campaign_idx, universe: Universe, ctr_factor=1.0) -> Rows:
@@ -55,8 +58,7 @@ def _sample_metrics(rng, lam, campaign_idx, universe: Universe, ctr_factor=1.0) 
     conversions_whole = rng.binomial(clicks, c["_cvr"][campaign_idx])
     conversions = np.round(conversions_whole * rng.uniform(0.6, 1.0, n), 2)
     value = np.round(conversions * c["_aov"][campaign_idx] * rng.lognormal(0.0, 0.3, n), 2)
-    return dict(zip(METRICS, (impressions.astype(np.int64), clicks.astype(np.int64), cost,
-                              conversions, value)))
+    return dict(zip(METRICS, (impressions.astype(np.int64), clicks.astype(np.int64), cost, conversions, value)))
 
 
 def _ensure_rows(metrics: Rows, lam: np.ndarray, min_rows: int) -> None:
@@ -92,8 +94,7 @@ def campaign_rows(u: Universe, activity: float, rng, min_rows: int, scale: float
     share = DEVICE_SHARES[u.campaigns["_channel"][camp], di]
     camp, di, share = camp[share > 0], di[share > 0], share[share > 0]
     lam = u.volume * activity * u.campaigns["_weight"][camp] * share
-    rows = {"_campaign": camp, "segments_device": DEVICES[di],
-            **_sample_metrics(rng, lam, camp, u)}
+    rows = {"_campaign": camp, "segments_device": DEVICES[di], **_sample_metrics(rng, lam, camp, u)}
     return _finish(rows, lam, min_rows)
 
 
@@ -112,8 +113,7 @@ def ad_group_rows(u: Universe, activity: float, rng, min_rows: int, scale: float
     keep = share > 0
     group, camp, di, share = group[keep], camp[keep], di[keep], share[keep]
     lam = _ad_group_lam(u, group, activity) * share
-    rows = {"_ad_group": group, "_campaign": camp, "segments_device": DEVICES[di],
-            **_sample_metrics(rng, lam, camp, u)}
+    rows = {"_ad_group": group, "_campaign": camp, "segments_device": DEVICES[di], **_sample_metrics(rng, lam, camp, u)}
     return _finish(rows, lam, min_rows)
 
 
@@ -125,8 +125,12 @@ def keyword_view_rows(u: Universe, activity: float, rng, min_rows: int, scale: f
     camp = u.ad_groups["_campaign"][group]
     lam = _ad_group_lam(u, group, activity) * k["_share"][live]
     quality = k["ad_group_criterion_quality_info_quality_score"][live].filled(6)
-    rows = {"_keyword": live, "_ad_group": group, "_campaign": camp,
-            **_sample_metrics(rng, lam, camp, u, ctr_factor=0.4 + quality / 10)}
+    rows = {
+        "_keyword": live,
+        "_ad_group": group,
+        "_campaign": camp,
+        **_sample_metrics(rng, lam, camp, u, ctr_factor=0.4 + quality / 10),
+    }
     return _finish(rows, lam, min_rows)
 
 
@@ -139,7 +143,10 @@ def search_term_view_rows(u: Universe, activity: float, rng, min_rows: int, scal
     camp = u.ad_groups["_campaign"][group]
     lam = _ad_group_lam(u, group, activity) * k["_share"][keyword] * t["_share"][live]
     rows = {
-        "_term": live, "_keyword": keyword, "_ad_group": group, "_campaign": camp,
+        "_term": live,
+        "_keyword": keyword,
+        "_ad_group": group,
+        "_campaign": camp,
         "segments_keyword_info_text": k["ad_group_criterion_keyword_text"][keyword],
         "segments_keyword_info_match_type": k["ad_group_criterion_keyword_match_type"][keyword],
         **_sample_metrics(rng, lam, camp, u),
@@ -152,10 +159,13 @@ def geographic_view_rows(u: Universe, activity: float, rng, min_rows: int, scale
     live = np.flatnonzero(u.campaigns["_active"])
     ci, gi, li = _grid(len(live), len(u.countries["_share"]), len(LOCATION_TYPES))
     camp = live[ci]
-    lam = (u.volume * activity * u.campaigns["_weight"][camp] * u.countries["_share"][gi]
-           * LOCATION_SHARES[li])
-    rows = {"_campaign": camp, "_country": gi, "geographic_view_location_type": LOCATION_TYPES[li],
-            **_sample_metrics(rng, lam, camp, u)}
+    lam = u.volume * activity * u.campaigns["_weight"][camp] * u.countries["_share"][gi] * LOCATION_SHARES[li]
+    rows = {
+        "_campaign": camp,
+        "_country": gi,
+        "geographic_view_location_type": LOCATION_TYPES[li],
+        **_sample_metrics(rng, lam, camp, u),
+    }
     return _finish(rows, lam, min_rows)
 
 
@@ -209,10 +219,10 @@ def click_view_rows(u: Universe, activity: float, rng, min_rows: int, scale: flo
     kw = live_kw[np.minimum(first + (rng.random(n) * count).astype(np.int64), len(live_kw) - 1)]
     text = np.where(has_kw, k["ad_group_criterion_keyword_text"][kw], None)
     match = np.where(has_kw, k["ad_group_criterion_keyword_match_type"][kw], None)
-    page = np.ma.masked_array(rng.choice([1, 2, 3], size=n, p=[0.9, 0.08, 0.02]).astype(np.int64),
-                              mask=channel != 0)
+    page = np.ma.masked_array(rng.choice([1, 2, 3], size=n, p=[0.9, 0.08, 0.02]).astype(np.int64), mask=channel != 0)
     return {
-        "_ad_group": group, "_campaign": camp,
+        "_ad_group": group,
+        "_campaign": camp,
         "click_view_gclid": _gclids(rng, n),
         "click_view_keyword_info_text": text.astype(object),
         "click_view_keyword_info_match_type": match.astype(object),
@@ -224,8 +234,18 @@ def click_view_rows(u: Universe, activity: float, rng, min_rows: int, scale: flo
 
 
 _CLICK_TYPES = {  # channel index -> (click types, probabilities)
-    0: (["URL_CLICKS", "SITELINKS", "CALLS", "CALL_TRACKING", "GET_DIRECTIONS",
-         "PRICE_EXTENSION", "PROMOTION_EXTENSION"], [0.78, 0.1, 0.05, 0.02, 0.02, 0.015, 0.015]),
+    0: (
+        [
+            "URL_CLICKS",
+            "SITELINKS",
+            "CALLS",
+            "CALL_TRACKING",
+            "GET_DIRECTIONS",
+            "PRICE_EXTENSION",
+            "PROMOTION_EXTENSION",
+        ],
+        [0.78, 0.1, 0.05, 0.02, 0.02, 0.015, 0.015],
+    ),
     1: (["PRODUCT_LISTING_AD_CLICKS", "CROSS_NETWORK"], [0.95, 0.05]),
     2: (["URL_CLICKS"], [1.0]),
     3: (["VIDEO_WEBSITE_CLICKS", "URL_CLICKS"], [0.9, 0.1]),

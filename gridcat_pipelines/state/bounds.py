@@ -10,7 +10,7 @@ nothing (the CLI, the API and the validators all record through ``ValidationResu
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 from gridcat_pipelines.errors import invalid_argument
 from gridcat_pipelines.run_ids import run_id_created_at, run_id_millis
@@ -21,7 +21,7 @@ RUN_ID_FUTURE_SKEW = timedelta(minutes=5)
 
 def latest_recordable_date(now: datetime) -> date:
     """Today in UTC+14 at ``now``: the latest partition day that has begun somewhere."""
-    return (now.astimezone(timezone.utc) + EARLIEST_ZONE_OFFSET).date()
+    return (now.astimezone(UTC) + EARLIEST_ZONE_OFFSET).date()
 
 
 def check_recordable(logical_date: date, run_id: str, now: datetime) -> None:
@@ -33,7 +33,7 @@ def check_recordable(logical_date: date, run_id: str, now: datetime) -> None:
             f"(the latest day with data is {latest.isoformat()}, today in UTC+14)",
             {"field": "logical_date"},
         )
-    limit = now.astimezone(timezone.utc) + RUN_ID_FUTURE_SKEW
+    limit = now.astimezone(UTC) + RUN_ID_FUTURE_SKEW
     if run_id_millis(run_id) > int(limit.timestamp() * 1000):
         raise invalid_argument(
             f"run_id {run_id} was made at {run_id_created_at(run_id).isoformat()}, more than "

@@ -29,9 +29,9 @@ RECYCLE_AFTER_S = 1800  # and one older than this is replaced
 def normalize_url(url: str) -> str:
     """Use psycopg 3 for ``postgresql://`` URLs; leave others as they are."""
     if url.startswith("postgres://"):
-        url = "postgresql://" + url[len("postgres://"):]
+        url = "postgresql://" + url[len("postgres://") :]
     if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
     return url
 
 
@@ -60,9 +60,7 @@ def create_state_engine(url: str, *, pool_size: int = 5) -> Engine:
         )
         _ping_when_in_doubt(engine)
         return engine
-    raise invalid_argument(
-        f"state store backend {backend!r} is not supported: use sqlite:/// or postgresql+psycopg://"
-    )
+    raise invalid_argument(f"state store backend {backend!r} is not supported: use sqlite:/// or postgresql+psycopg://")
 
 
 def _ping_when_in_doubt(engine: Engine) -> None:

@@ -1,4 +1,4 @@
-"""ListStates facet filters (seed 000): ``[{key, op: "EQ", value: {stringValue}}]``.
+"""ListStates facet filters (the tag-facet contract): ``[{key, op: "EQ", value: {stringValue}}]``.
 
 Read from the facet registry that ``gridcat_pipelines.tag_facets`` manages; served by the
 store's listing (``listing``).
@@ -19,8 +19,9 @@ promotion) and are quoted by SQLAlchemy.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection

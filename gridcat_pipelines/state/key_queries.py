@@ -22,7 +22,7 @@ T = TypeVar("T")
 def chunks(items: Sequence[T], size: int = CHUNK) -> Iterable[Sequence[T]]:
     """``items`` in consecutive slices of at most ``size``."""
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 def key_equals(table: sa.Table, key: PartitionKey) -> list[Any]:
@@ -49,12 +49,16 @@ def restrict(
     """
     if dialect == "postgresql":
         columns = list(zip(*rows))
-        wanted = sa.func.unnest(
-            *[
-                sa.bindparam(f"wanted_{n}", list(values), type_=pg_dialect.ARRAY(table.c[n].type))
-                for n, values in zip(names, columns)
-            ]
-        ).table_valued(*[sa.column(n, table.c[n].type) for n in names], name="wanted").render_derived()
+        wanted = (
+            sa.func.unnest(
+                *[
+                    sa.bindparam(f"wanted_{n}", list(values), type_=pg_dialect.ARRAY(table.c[n].type))
+                    for n, values in zip(names, columns)
+                ]
+            )
+            .table_valued(*[sa.column(n, table.c[n].type) for n in names], name="wanted")
+            .render_derived()
+        )
         return query.join(wanted, sa.and_(*[table.c[n] == wanted.c[n] for n in names]))
     payload = json.dumps([[v.isoformat() if isinstance(v, date) else v for v in row] for row in rows])
     wanted = sa.func.json_each(sa.bindparam("wanted_json", payload)).table_valued("value", name="wanted")

@@ -72,9 +72,7 @@ def parse_tags(value: object) -> dict[str, str]:
         if not isinstance(key, str) or not _TAG_KEY_RE.match(key):
             raise invalid_argument(f"tag key {key!r} must match {_TAG_KEY_RE.pattern}")
         if not isinstance(val, str) or len(val) > MAX_TAG_VALUE_LEN:
-            raise invalid_argument(
-                f"tag {key!r} needs a string value of at most {MAX_TAG_VALUE_LEN} characters"
-            )
+            raise invalid_argument(f"tag {key!r} needs a string value of at most {MAX_TAG_VALUE_LEN} characters")
         tags[key] = val
     return dict(sorted(tags.items()))
 
@@ -117,7 +115,7 @@ class PartitionKey:
         query_name: object,
         logical_date: object,
         source: object = DEFAULT_SOURCE,
-    ) -> "PartitionKey":
+    ) -> PartitionKey:
         """Build a key from user input, normalising and validating every field."""
         return cls(
             source=parse_name(source, "source"),

@@ -11,7 +11,7 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -125,8 +125,7 @@ def upgrade(engine: Engine, sql_dir: Path | None = None) -> list[Migration]:
                 conn.exec_driver_sql(statement)
             conn.execute(
                 sa.text(
-                    f"INSERT INTO {MIGRATIONS_TABLE} (version, name, checksum, applied_at) "
-                    "VALUES (:v, :n, :c, :t)"
+                    f"INSERT INTO {MIGRATIONS_TABLE} (version, name, checksum, applied_at) VALUES (:v, :n, :c, :t)"
                 ),
                 {
                     "v": migration.version,
@@ -141,16 +140,14 @@ def upgrade(engine: Engine, sql_dir: Path | None = None) -> list[Migration]:
 
 
 def _now_for(dialect: str):
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return now.isoformat() if dialect == "sqlite" else now
 
 
 def _ensure_secret(engine: Engine) -> None:
     """Create the per-database secret that signs page tokens, once."""
     with write_connection(engine) as conn, conn.begin():
-        exists = conn.exec_driver_sql(
-            "SELECT 1 FROM gridcat_meta WHERE name = 'page_token_secret'"
-        ).first()
+        exists = conn.exec_driver_sql("SELECT 1 FROM gridcat_meta WHERE name = 'page_token_secret'").first()
         if exists is None:
             conn.execute(
                 sa.text("INSERT INTO gridcat_meta (name, value) VALUES ('page_token_secret', :v)"),

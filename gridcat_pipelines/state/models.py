@@ -5,23 +5,23 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 from gridcat_pipelines.errors import invalid_argument
 from gridcat_pipelines.run_ids import parse_run_id
-from gridcat_pipelines.timestamps import iso_utc
 from gridcat_pipelines.state.bounds import check_recordable
 from gridcat_pipelines.state.keys import (
     STATUSES,
     PartitionKey,
     check_text,
+    normalize_customer_id,
     parse_date,
     parse_name,
-    normalize_customer_id,
     parse_status,
     parse_tags,
 )
+from gridcat_pipelines.timestamps import iso_utc
 
 OUTCOME_APPLIED = "applied"
 OUTCOME_SUPERSEDED = "superseded"
@@ -45,7 +45,7 @@ class PartitionState:
     tags: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def implicit_pending(cls, key: PartitionKey) -> "PartitionState":
+    def implicit_pending(cls, key: PartitionKey) -> PartitionState:
         """The state of a key no validator has touched yet."""
         return cls(key=key)
 
@@ -55,7 +55,7 @@ class PartitionState:
         return self.version > 0
 
     def to_json(self) -> dict[str, Any]:
-        """The state with seed 002's field names, plus ``version`` and ``tags``."""
+        """The state with the state-store contract's field names, plus ``version`` and ``tags``."""
         return {
             **self.key.to_json(),
             "status": self.status,
@@ -105,7 +105,7 @@ class ValidationResult:
         tags: object = None,
         expected_version: object = None,
         idempotency_key: object = None,
-    ) -> "ValidationResult":
+    ) -> ValidationResult:
         """Build a result from user input; every field is checked (``INVALID_ARGUMENT``)."""
         key = PartitionKey.parse(customer_id, query_name, logical_date, source)
         return cls(
@@ -120,7 +120,7 @@ class ValidationResult:
             idempotency_key=idempotency_key,  # type: ignore[arg-type]
         ).validated()
 
-    def validated(self, now: datetime | None = None) -> "ValidationResult":
+    def validated(self, now: datetime | None = None) -> ValidationResult:
         """This result with every field checked and normalised; a day or run id from the future
         (see ``gridcat_pipelines.state.bounds``) at ``now`` (default: the clock) is refused."""
         if not isinstance(self.key, PartitionKey):
@@ -150,7 +150,7 @@ class ValidationResult:
             raise invalid_argument(f"expected_version {expected!r} must be a non-negative integer")
         idem = check_idempotency_key(self.idempotency_key)
         run_id = parse_run_id(self.run_id)
-        check_recordable(key.logical_date, run_id, now or datetime.now(timezone.utc))
+        check_recordable(key.logical_date, run_id, now or datetime.now(UTC))
         tags = None if self.tags is None else parse_tags(self.tags)
         if self.tags is None and _same((key, run_id, status), (self.key, self.run_id, self.status)):
             return self  # already normal (the usual case): no copy
@@ -317,7 +317,7 @@ class StateFilter:
         source: object = None,
         from_date: object = None,
         to_date: object = None,
-    ) -> "StateFilter":
+    ) -> StateFilter:
         """Build a filter from user input, checking every given field."""
         flt = cls(
             status=None if status is None else parse_status(status, STATUSES),

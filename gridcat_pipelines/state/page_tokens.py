@@ -35,9 +35,7 @@ def filters_digest(filters: dict[str, Any]) -> str:
 
 def encode_token(secret: bytes, after: list[Any], filters: dict[str, Any]) -> str:
     """A token that resumes a listing after ``after`` (the last key returned)."""
-    payload = json.dumps(
-        {"v": _VERSION, "a": after, "f": filters_digest(filters)}, separators=(",", ":")
-    ).encode()
+    payload = json.dumps({"v": _VERSION, "a": after, "f": filters_digest(filters)}, separators=(",", ":")).encode()
     mac = hmac.new(secret, payload, hashlib.sha256).digest()[:20]
     return f"{_b64(payload)}.{_b64(mac)}"
 

@@ -35,15 +35,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
 import psycopg
 
+from gridcat_pipelines.state import projector
 from gridcat_pipelines.state.keys import PartitionKey
 from gridcat_pipelines.state.models import PartitionState
-from gridcat_pipelines.state import projector
 
 Projections = tuple[projector.Projection, ...]
 RunPair = tuple[PartitionKey, str]
@@ -57,16 +57,12 @@ _STATE_COLUMNS = (
     "source customer_id query_name logical_date status current_run_id schema_version"
     " record_count updated_at error_message attempt_count tags version"
 ).split()
-_STATE_TYPES = (
-    "text text text date text text text bigint timestamptz text integer text bigint".split()
-)
+_STATE_TYPES = "text text text date text text text bigint timestamptz text integer text bigint".split()
 _HISTORY_COLUMNS = (
     "source customer_id query_name logical_date run_id outcome status schema_version"
     " record_count error_message tags result_hash state_version recorded_at idempotency_key"
 ).split()
-_HISTORY_TYPES = (
-    "text text text date text text text text bigint text text text bigint timestamptz text".split()
-)
+_HISTORY_TYPES = "text text text date text text text text bigint text text text bigint timestamptz text".split()
 _JSON_COLUMNS = frozenset({"tags"})  # travel as text, stored as jsonb
 
 # Both reads walk the wanted keys and probe an index per key (LATERAL subqueries the planner
@@ -84,7 +80,7 @@ LOCK_STATES = f"""
 SELECT p.*
 FROM unnest({_KEY_ARRAYS}) AS w(source, customer_id, query_name, logical_date)
 CROSS JOIN LATERAL (
-    SELECT {', '.join(_STATE_COLUMNS)}, p.ctid::text AS row_id FROM partition_state AS p
+    SELECT {", ".join(_STATE_COLUMNS)}, p.ctid::text AS row_id FROM partition_state AS p
     WHERE p.source = w.source AND p.customer_id = w.customer_id
       AND p.query_name >= w.query_name AND p.query_name <= w.query_name
       AND p.logical_date >= w.logical_date AND p.logical_date <= w.logical_date
@@ -98,21 +94,20 @@ SELECT w.source, w.customer_id, w.query_name, w.logical_date, w.run_id,
 FROM unnest({_KEY_ARRAYS}, %b::text[]) AS w(source, customer_id, query_name, logical_date, run_id)
 CROSS JOIN LATERAL (
     SELECT * FROM partition_state_history AS h
-    WHERE {_KEY_MATCH.format(a='h', b='w')} AND h.run_id = w.run_id
+    WHERE {_KEY_MATCH.format(a="h", b="w")} AND h.run_id = w.run_id
     ORDER BY h.id DESC
     LIMIT 1
 ) AS h
 CROSS JOIN LATERAL (
     SELECT bool_or(a.outcome IN ('applied', 'repointed')) AS ever_applied
     FROM partition_state_history AS a
-    WHERE {_KEY_MATCH.format(a='a', b='w')} AND a.run_id = w.run_id
+    WHERE {_KEY_MATCH.format(a="a", b="w")} AND a.run_id = w.run_id
 ) AS e"""
 
 # The write statement runs a generic plan with sequential scans ruled out (see the module
 # docstring): it reaches partition_state only by row id, so its plan is right at any size.
 WRITE_PLANS = (
-    "SELECT set_config('plan_cache_mode', 'force_generic_plan', true),"
-    " set_config('enable_seqscan', 'off', true)"
+    "SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('enable_seqscan', 'off', true)"
 )
 DEFAULT_PLANS = ("SET LOCAL plan_cache_mode TO DEFAULT", "SET LOCAL enable_seqscan TO DEFAULT")
 
@@ -211,7 +206,9 @@ def write_batch(
     try:
         with pg.pipeline():
             pg.execute(WRITE_PLANS)
-            pg.execute(_write_sql(quoted, bool(applied)), (*params, applied, len(updates), applied) if applied else params)
+            pg.execute(
+                _write_sql(quoted, bool(applied)), (*params, applied, len(updates), applied) if applied else params
+            )
             if responses:
                 pg.execute(SAVE_RESPONSES, (scope, now, *map(list, zip(*_response_rows(responses)))))
             if commit:
@@ -233,12 +230,26 @@ def _key_arrays(keys: Sequence[PartitionKey]) -> tuple[list[Any], ...]:
 
 
 def _utc(value: datetime | None) -> datetime | None:
-    return None if value is None else value.astimezone(timezone.utc)
+    return None if value is None else value.astimezone(UTC)
 
 
 def _state_from_tuple(row: tuple[Any, ...]) -> PartitionState:
-    (source, customer_id, query_name, logical_date, status, run_id, schema_version,
-     record_count, updated_at, error_message, attempt_count, tags, version, _row_id) = row
+    (
+        source,
+        customer_id,
+        query_name,
+        logical_date,
+        status,
+        run_id,
+        schema_version,
+        record_count,
+        updated_at,
+        error_message,
+        attempt_count,
+        tags,
+        version,
+        _row_id,
+    ) = row
     return PartitionState(
         key=PartitionKey(source, customer_id, query_name, logical_date),
         status=status,
@@ -338,10 +349,24 @@ def _state_write_arrays(
 
 def _check_state_is_offer(state: PartitionState, row: dict[str, Any]) -> None:
     """A written state must be its last applied offer (see :func:`_state_write_arrays`)."""
-    offered = (row["status"], row["run_id"], row["schema_version"], row["record_count"],
-               row["error_message"], row["recorded_at"], row["state_version"])
-    held = (state.status, state.current_run_id, state.schema_version, state.record_count,
-            state.error_message, state.updated_at, state.version)
+    offered = (
+        row["status"],
+        row["run_id"],
+        row["schema_version"],
+        row["record_count"],
+        row["error_message"],
+        row["recorded_at"],
+        row["state_version"],
+    )
+    held = (
+        state.status,
+        state.current_run_id,
+        state.schema_version,
+        state.record_count,
+        state.error_message,
+        state.updated_at,
+        state.version,
+    )
     if offered != held:
         raise RuntimeError(f"state of {state.key} is not its last applied offer")
 
@@ -368,14 +393,18 @@ def _write_sql(quoted: tuple[str, ...], takes_seqs: bool) -> str:
     rows = f"u AS (SELECT * FROM {_unnest(names, types, ordinality=True)})"
     if not takes_seqs:  # nothing applied: no state to write either
         return (
-            f"WITH {rows} INSERT INTO partition_state_history ({columns})"
-            f" SELECT {values}, NULL FROM u ORDER BY u.ord"
+            f"WITH {rows} INSERT INTO partition_state_history ({columns}) SELECT {values}, NULL FROM u ORDER BY u.ord"
         )
     state = {
-        "status": "u.status", "current_run_id": "u.run_id", "schema_version": "u.schema_version",
-        "record_count": "u.record_count", "updated_at": "u.recorded_at",
-        "error_message": "u.error_message", "attempt_count": "u.attempt_count",
-        "tags": "u.state_tags::jsonb", "version": "u.state_version",
+        "status": "u.status",
+        "current_run_id": "u.run_id",
+        "schema_version": "u.schema_version",
+        "record_count": "u.record_count",
+        "updated_at": "u.recorded_at",
+        "error_message": "u.error_message",
+        "attempt_count": "u.attempt_count",
+        "tags": "u.state_tags::jsonb",
+        "version": "u.state_version",
         **{q: f"u.{a}" for q, a in zip(quoted, aliases)},
     }
     key = "source, customer_id, query_name, logical_date"

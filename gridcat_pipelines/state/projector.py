@@ -49,9 +49,7 @@ from gridcat_pipelines.state.tables import state_table_with, tag_facet
 Projection = tuple[str, str]  # (tag key, column name)
 
 LOCK_SQL = "LOCK TABLE partition_state IN ROW EXCLUSIVE MODE"
-REGISTRY_SQL = (
-    "SELECT key_name, column_name FROM tag_facet WHERE projecting IS TRUE ORDER BY column_name"
-)
+REGISTRY_SQL = "SELECT key_name, column_name FROM tag_facet WHERE projecting IS TRUE ORDER BY column_name"
 
 
 def load_projections(conn: Connection) -> tuple[Projection, ...]:

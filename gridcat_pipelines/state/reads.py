@@ -49,7 +49,10 @@ def get_many(engine: Engine, keys: Iterable[PartitionKey]) -> dict[PartitionKey,
     with engine.connect() as conn:
         for chunk in chunks(wanted):
             query = restrict(
-                engine.dialect.name, sa.select(partition_state), partition_state, KEY_COLUMNS,
+                engine.dialect.name,
+                sa.select(partition_state),
+                partition_state,
+                KEY_COLUMNS,
                 [k.as_tuple() for k in chunk],
             )
             for row in conn.execute(query):

@@ -117,9 +117,7 @@ def write_batch(conn: Connection, plan: Plan, clock: Callable[[], datetime]) -> 
         save_responses(conn, SCOPE_RECORD, plan.responses, clock())
 
 
-def write_states(
-    conn: Connection, changed: dict[PartitionKey, PartitionState], *, existing: set[PartitionKey]
-) -> None:
+def write_states(conn: Connection, changed: dict[PartitionKey, PartitionState], *, existing: set[PartitionKey]) -> None:
     """Update locked rows and insert new ones (a concurrent insert of a new key raises and retries).
 
     The projector fills the promoted facets' columns from each row's tags in this same

@@ -1,4 +1,4 @@
-"""The partition state store (seed 002), with seed 001's write conventions: ``StateStore``.
+"""The partition state store (the state-store contract), with the catalog RPC conventions for writes: ``StateStore``.
 
 One write path for validators and operator tooling, :meth:`StateStore.record_results`; what it
 decides for each offered result is ``decisions``. The store wires its rooms together:
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
@@ -41,7 +41,7 @@ from gridcat_pipelines.state.transactions import in_write_transaction
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -67,12 +67,14 @@ class StateStore:
         self._page_secret = listing.PageSecret(engine)
         # Single-statement reads need no transaction: on PostgreSQL they run in autocommit,
         # which saves the BEGIN and the ROLLBACK round trips of an implicit transaction.
-        self._reader = engine.execution_options(isolation_level="AUTOCOMMIT") if engine.dialect.name == "postgresql" else engine
+        self._reader = (
+            engine.execution_options(isolation_level="AUTOCOMMIT") if engine.dialect.name == "postgresql" else engine
+        )
         if check_schema:
             migrations.check_schema(engine)
 
     @classmethod
-    def open(cls, url: str, *, upgrade: bool = False, **kwargs: Any) -> "StateStore":
+    def open(cls, url: str, *, upgrade: bool = False, **kwargs: Any) -> StateStore:
         """Open the store at ``url``; with ``upgrade=True`` apply missing migrations first."""
         engine = create_state_engine(url)
         if upgrade:
@@ -116,7 +118,7 @@ class StateStore:
 
         ``page_size`` defaults to 20 and is capped at 1000 (negative is ``INVALID_ARGUMENT``);
         the token resumes after the last key and only with the same filters.
-        ``filters`` are seed 000's ``[{key, op: "EQ", value: {stringValue}}]`` on promoted tag
+        ``filters`` are the tag-facet contract's ``[{key, op: "EQ", value: {stringValue}}]`` on promoted tag
         keys (see ``gridcat_pipelines.state.facet_filters``): an ENABLED facet is served from its
         column, a facet still being promoted or backfilled from the JSON tags; any other op, an
         unknown or a DISABLED key is ``INVALID_ARGUMENT`` (detail ``"key not promoted"``).

@@ -1,4 +1,4 @@
-"""Tag facets (seed 000 ``StateFacetService``): tag keys on states promoted to projection columns.
+"""Tag facets (the tag-facet contract, ``StateFacetService``): tag keys on states promoted to projection columns.
 
 Modules: ``identifiers`` (validated, quoted names), ``tables`` (the backfill job table),
 ``ddl`` (per-dialect DDL), ``backfill`` (checkpointed batches), ``service`` (``FacetService``),

@@ -214,9 +214,7 @@ class BackfillRunner:
         return result
 
     def _job(self, conn: Connection) -> Any:
-        row = conn.execute(
-            _locked(conn, sa.select(backfill_job).where(backfill_job.c.job_id == self.job_id))
-        ).first()
+        row = conn.execute(_locked(conn, sa.select(backfill_job).where(backfill_job.c.job_id == self.job_id))).first()
         if row is None:
             raise LookupError(self.job_id)
         return row
@@ -285,9 +283,7 @@ class BackfillRunner:
         else:
             key_range = _key_range(table, lo, hi)
         update = (
-            table.update()
-            .where(*key_range, *predicate, table.c[column].is_distinct_from(tag))
-            .values({column: tag})
+            table.update().where(*key_range, *predicate, table.c[column].is_distinct_from(tag)).values({column: tag})
         )
         changed = max(conn.execute(update).rowcount, 0)
         # FULL visits every row of the range; MISSING_ONLY only the rows its predicate selects,
@@ -302,7 +298,9 @@ class BackfillRunner:
         )
 
     @staticmethod
-    def _next_range(conn: Connection, table: sa.Table, lo: tuple[Any, ...] | None, limit: int) -> tuple[int, tuple[Any, ...] | None]:
+    def _next_range(
+        conn: Connection, table: sa.Table, lo: tuple[Any, ...] | None, limit: int
+    ) -> tuple[int, tuple[Any, ...] | None]:
         """How many keys the next batch holds (at most ``limit`` after ``lo``) and its last key.
 
         The range is picked by primary key alone (an index range scan whatever the mode): with

@@ -23,7 +23,7 @@ import time
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from gridcat_pipelines.errors import GridcatError, UNAVAILABLE
+from gridcat_pipelines.errors import UNAVAILABLE, GridcatError
 from gridcat_pipelines.state.db import write_connection
 from gridcat_pipelines.state.tables import KEY_COLUMNS
 from gridcat_pipelines.tag_facets.identifiers import parse_column_name, quote
@@ -112,8 +112,11 @@ def _take_build_lock(conn: Connection, column: str) -> None:
     deadline = time.monotonic() + BUILD_LOCK_WAIT_SECONDS
     while not conn.execute(sa.text("SELECT pg_try_advisory_lock(:id)"), {"id": _INDEX_BUILD_LOCK_ID}).scalar():
         if time.monotonic() > deadline:
-            raise GridcatError(UNAVAILABLE, f"indexing {column}: another facet index build held the lock for "
-                                            f"{BUILD_LOCK_WAIT_SECONDS:.0f} s; retry later")
+            raise GridcatError(
+                UNAVAILABLE,
+                f"indexing {column}: another facet index build held the lock for "
+                f"{BUILD_LOCK_WAIT_SECONDS:.0f} s; retry later",
+            )
         time.sleep(0.05)
 
 
@@ -142,8 +145,10 @@ def ensure_index(engine: Engine, column: str, index: str) -> str:
     if state == "valid":
         return "exists"
     if engine.dialect.name != "postgresql":
+
         def work(conn: Connection) -> None:
             conn.exec_driver_sql(_index_sql(conn, column, index, concurrently=False))
+
         with_lock_retry(engine, work, what=f"indexing {column}")
         return "created"
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:

@@ -69,9 +69,7 @@ def default_column_for(key_name: str) -> str:
 def parse_column_name(value: object) -> str:
     """A syntactically valid, non-reserved projection column name (collisions checked by the caller)."""
     if not isinstance(value, str) or not COLUMN_RE.match(value):
-        raise invalid_argument(
-            f"column_name {value!r} must match ^[a-z][a-z0-9_]{{0,30}}$", {"field": "column_name"}
-        )
+        raise invalid_argument(f"column_name {value!r} must match ^[a-z][a-z0-9_]{{0,30}}$", {"field": "column_name"})
     if value in RESERVED_WORDS or value.startswith("sqlite_") or value.startswith("pg_"):
         raise invalid_argument(
             f"column_name {value!r} is an SQL reserved word or system name; choose another",

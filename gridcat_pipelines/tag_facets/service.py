@@ -1,4 +1,4 @@
-"""``FacetService``: seed 000's StateFacetService over the partition-state table.
+"""``FacetService``: the tag-facet contract's StateFacetService over the partition-state table.
 
 Statuses of a facet::
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -64,7 +64,7 @@ _REGISTRY_LOCK_ID = 0x66616365  # "face"
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def parse_mode(value: object) -> str:
@@ -79,7 +79,9 @@ def parse_batch_size(value: object) -> int:
     if value is None or value == 0:
         return DEFAULT_BATCH_SIZE
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_BATCH_SIZE:
-        raise invalid_argument(f"batch_size {value!r} must be an integer from 1 to {MAX_BATCH_SIZE}", {"field": "batch_size"})
+        raise invalid_argument(
+            f"batch_size {value!r} must be an integer from 1 to {MAX_BATCH_SIZE}", {"field": "batch_size"}
+        )
     return value
 
 
@@ -140,8 +142,14 @@ class FacetService:
                 )
             now = self.clock()
             values = {
-                "status": PROMOTING, "projecting": False, "create_index": create_index, "error": None,
-                "reason": None, "disabled_at": None, "promotion_started_at": now, "updated_at": now,
+                "status": PROMOTING,
+                "projecting": False,
+                "create_index": create_index,
+                "error": None,
+                "reason": None,
+                "disabled_at": None,
+                "promotion_started_at": now,
+                "updated_at": now,
             }
             if existing is not None:
                 if explicit and column != existing.column_name:
@@ -151,7 +159,9 @@ class FacetService:
                         {"field": "column_name", "column_name": existing.column_name},
                     )
                 conn.execute(
-                    tag_facet.update().where(tag_facet.c.facet_id == existing.facet_id).values(
+                    tag_facet.update()
+                    .where(tag_facet.c.facet_id == existing.facet_id)
+                    .values(
                         index_name=index_name_for(existing.column_name) if create_index else existing.index_name,
                         **values,
                     )
@@ -166,8 +176,12 @@ class FacetService:
             facet_id = str(uuid.uuid4())
             conn.execute(
                 tag_facet.insert().values(
-                    facet_id=facet_id, key_name=key, column_name=column, created_at=now,
-                    index_name=index_name_for(column) if create_index else None, **values,
+                    facet_id=facet_id,
+                    key_name=key,
+                    column_name=column,
+                    created_at=now,
+                    index_name=index_name_for(column) if create_index else None,
+                    **values,
                 )
             )
             return facet_id, column, False
@@ -202,6 +216,7 @@ class FacetService:
                 sa.select(sa.literal(1)).select_from(table).where(table.c[column].is_distinct_from(tag)).limit(1)
             ).first()
         if stale is None:
+
             def work(conn: Connection) -> None:
                 now = self.clock()
                 conn.execute(
@@ -209,6 +224,7 @@ class FacetService:
                     .where(tag_facet.c.facet_id == facet_id, tag_facet.c.status == BACKFILLING)
                     .values(status=ENABLED, last_refresh_started_at=now, last_refresh_succeeded_at=now, updated_at=now)
                 )
+
             self._write(work)
             return None
         return self.trigger_backfill(facet_id, mode="MISSING_ONLY" if fresh else "FULL")["job_id"]
@@ -234,17 +250,21 @@ class FacetService:
         """
         fid = parse_uuid(facet_id, "facet_id")
         if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON_LEN:
-            raise invalid_argument(f"reason must be non-empty text of at most {MAX_REASON_LEN} characters", {"field": "reason"})
+            raise invalid_argument(
+                f"reason must be non-empty text of at most {MAX_REASON_LEN} characters", {"field": "reason"}
+            )
 
         def work(conn: Connection) -> list[dict[str, Any]]:
             facet = self._facet_row(conn, fid)
             if facet.status == DISABLED:
-                raise failed_precondition(f"facet {fid} is already disabled", {"disabled_at": iso_utc(facet.disabled_at)})
+                raise failed_precondition(
+                    f"facet {fid} is already disabled", {"disabled_at": iso_utc(facet.disabled_at)}
+                )
             now = self.clock()
             conn.execute(
-                tag_facet.update().where(tag_facet.c.facet_id == fid).values(
-                    status=DISABLED, projecting=False, disabled_at=now, reason=reason, updated_at=now
-                )
+                tag_facet.update()
+                .where(tag_facet.c.facet_id == fid)
+                .values(status=DISABLED, projecting=False, disabled_at=now, reason=reason, updated_at=now)
             )
             jobs = conn.execute(
                 sa.select(backfill_job.c.job_id, backfill_job.c.status)
@@ -301,9 +321,15 @@ class FacetService:
                 total, with_tag, nulls, drifted = (int(v) for v in row)
                 out.append(
                     {
-                        "facet_id": f["facet_id"], "key_name": key, "column_name": column, "status": f["status"],
-                        "rows_total": total, "rows_with_tag": with_tag, "null_with_tag": nulls,
-                        "tag_absent": total - with_tag, "drift": drifted,
+                        "facet_id": f["facet_id"],
+                        "key_name": key,
+                        "column_name": column,
+                        "status": f["status"],
+                        "rows_total": total,
+                        "rows_with_tag": with_tag,
+                        "null_with_tag": nulls,
+                        "tag_absent": total - with_tag,
+                        "drift": drifted,
                     }
                 )
         return {"facets": out}
@@ -333,9 +359,20 @@ class FacetService:
             now = self.clock()
             conn.execute(
                 backfill_job.insert().values(
-                    job_id=job_id, facet_id=fid, mode=mode_, batch_size=size, status=PENDING,
-                    rows_total=None, rows_processed=0, rows_updated=0, failures=0, batches=0,
-                    checkpoint=None, error=None, created_at=now, updated_at=now,
+                    job_id=job_id,
+                    facet_id=fid,
+                    mode=mode_,
+                    batch_size=size,
+                    status=PENDING,
+                    rows_total=None,
+                    rows_processed=0,
+                    rows_updated=0,
+                    failures=0,
+                    batches=0,
+                    checkpoint=None,
+                    error=None,
+                    created_at=now,
+                    updated_at=now,
                 )
             )
             return job_id

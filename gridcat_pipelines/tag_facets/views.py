@@ -1,4 +1,4 @@
-"""JSON views of registry and job rows, with seed 000's field names."""
+"""JSON views of registry and job rows, with the tag-facet contract's field names."""
 
 from __future__ import annotations
 

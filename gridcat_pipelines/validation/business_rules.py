@@ -33,9 +33,7 @@ def _plural(n: int, word: str = "row") -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def mask_verdict(
-    table: pa.Table, mask: pa.ChunkedArray, what: str, columns: list[str], ok_message: str
-) -> Verdict:
+def mask_verdict(table: pa.Table, mask: pa.ChunkedArray, what: str, columns: list[str], ok_message: str) -> Verdict:
     """Passed if ``mask`` (true = the row fails; never null) has no true value, else failed
     with the count, ``"<n> rows <what>"`` and sample rows showing ``columns``."""
     count = _count(mask)

@@ -95,11 +95,12 @@ PROPERTY_KEYWORDS = (
 ANNOTATION_KEYWORDS = frozenset(
     {"title", "description", "$comment", "examples", "default", "deprecated", "readOnly", "writeOnly"}
 )
-TOP_LEVEL_KEYWORDS = frozenset(
-    {"$schema", "$id", "type", "properties", "required", "additionalProperties"}
-) | ANNOTATION_KEYWORDS
+TOP_LEVEL_KEYWORDS = (
+    frozenset({"$schema", "$id", "type", "properties", "required", "additionalProperties"}) | ANNOTATION_KEYWORDS
+)
 SUPPORTED_FORMATS = ("date",)
 DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
+
 
 class RowSchemaError(GridcatError):
     """A feed's ``row_schema`` is malformed or uses something the vectorised validator does not support."""
@@ -237,8 +238,10 @@ _PER_VALUE_COSTLY = frozenset({"pattern", "format"})
 
 def _single_value(column: pa.ChunkedArray) -> bool:
     """Whether ``column`` has at least one row, no null, and one distinct value."""
-    if len(column) == 0 or column.null_count or not (
-        pa.types.is_string(column.type) or pa.types.is_date32(column.type)
+    if (
+        len(column) == 0
+        or column.null_count
+        or not (pa.types.is_string(column.type) or pa.types.is_date32(column.type))
     ):
         return False
     bounds = pc.min_max(column)
@@ -300,17 +303,14 @@ def compile_row_schema(feed: FeedConfig) -> CompiledRowSchema:
     properties: dict[str, Any] = dict(schema.get("properties", {}))
     strays = sorted(set(properties) - set(columns))
     if strays:
-        raise RowSchemaError(
-            name, f"has properties for {', '.join(strays)}, which are not columns of the feed"
-        )
+        raise RowSchemaError(name, f"has properties for {', '.join(strays)}, which are not columns of the feed")
     additional = schema.get("additionalProperties", True)
     for col_name in columns:
         if col_name not in properties and additional is not True:
             if additional is False:
                 raise RowSchemaError(
                     name,
-                    f"forbids additional properties but has no property for column {col_name!r}: "
-                    "every row would fail",
+                    f"forbids additional properties but has no property for column {col_name!r}: every row would fail",
                 )
             properties[col_name] = additional
 
@@ -389,8 +389,7 @@ def _compile_keyword(feed: str, where: str, kind: str, keyword: str, spec: Any) 
         if bad:
             raise RowSchemaError(
                 feed,
-                f"{where}: type {', '.join(bad)} never matches a column value "
-                f"(supported: {', '.join(SCALAR_TYPES)})",
+                f"{where}: type {', '.join(bad)} never matches a column value (supported: {', '.join(SCALAR_TYPES)})",
             )
         return type_mask(kind, types)
     if keyword == "enum":

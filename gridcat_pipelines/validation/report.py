@@ -74,7 +74,9 @@ class Verdict:
     @classmethod
     def fail(cls, count: int, message: str, samples: list[dict[str, Any]] | None = None) -> Verdict:
         """The rule failed, with its failing count (at least 1) and up to MAX_SAMPLES samples."""
-        return cls(passed=False, failing_rows=max(int(count), 1), message=message, samples=list(samples or [])[:MAX_SAMPLES])
+        return cls(
+            passed=False, failing_rows=max(int(count), 1), message=message, samples=list(samples or [])[:MAX_SAMPLES]
+        )
 
     @classmethod
     def skip(cls, reason: str) -> Verdict:
@@ -233,11 +235,11 @@ class ValidationReport:
         """
         if self.passed:
             return None
-        clauses = [
-            r.summary() + (f" ({r.message})" if detail and r.message else "") for r in self.failed_rules
-        ]
+        clauses = [r.summary() + (f" ({r.message})" if detail and r.message else "") for r in self.failed_rules]
         if not clauses:
-            clauses = [f"{r.rule}: skipped ({r.message})" for r in self.skipped_rules if r.rule in _registry().structural]
+            clauses = [
+                f"{r.rule}: skipped ({r.message})" for r in self.skipped_rules if r.rule in _registry().structural
+            ]
             clauses = clauses or ["no structural rule ran"]
         return "; ".join(clauses)
 

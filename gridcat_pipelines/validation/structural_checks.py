@@ -126,7 +126,9 @@ def check_metadata(
     if written is not None and schema is not None:
         read = [(f.name, str(f.type)) for f in schema]
         if written != read:
-            problems.append(f"data files were recorded with columns {_columns_text(written)}, read {_columns_text(read)}")
+            problems.append(
+                f"data files were recorded with columns {_columns_text(written)}, read {_columns_text(read)}"
+            )
     problems.extend(str(p) for p in file_problems)
     if problems:
         samples = [{"problem": p} for p in problems]

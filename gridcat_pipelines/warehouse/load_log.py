@@ -69,9 +69,16 @@ def _upsert(conn: Connection, key: PartitionKey, values: dict, on_conflict: dict
 def record_loaded(conn: Connection, key: PartitionKey, run_id: str, version: int, rows: int, now: datetime) -> None:
     """The loader committed ``run_id`` at state ``version`` (call it inside the held transaction)."""
     values = {
-        "loaded_run_id": run_id, "loaded_version": version, "loaded_rows": rows, "loaded_at": now,
-        "last_outcome": OUTCOME_LOADED, "last_error": None, "failures": 0, "requests": 0,
-        "due_at": None, "updated_at": now,
+        "loaded_run_id": run_id,
+        "loaded_version": version,
+        "loaded_rows": rows,
+        "loaded_at": now,
+        "last_outcome": OUTCOME_LOADED,
+        "last_error": None,
+        "failures": 0,
+        "requests": 0,
+        "due_at": None,
+        "updated_at": now,
     }
     _upsert(conn, key, values, values)
 
@@ -84,8 +91,11 @@ def record_failed(engine: Engine, key: PartitionKey, error: str, now: datetime) 
         row = conn.execute(sa.select(warehouse_load.c.failures).where(*_key_equals(key))).first()
         failures = (row.failures if row is not None else 0) + 1
         values = {
-            "last_outcome": OUTCOME_FAILED, "last_error": error, "failures": failures,
-            "due_at": now + backoff(failures), "updated_at": now,
+            "last_outcome": OUTCOME_FAILED,
+            "last_error": error,
+            "failures": failures,
+            "due_at": now + backoff(failures),
+            "updated_at": now,
         }
         _upsert(conn, key, {**values, "requests": 0}, values)
 
@@ -100,13 +110,15 @@ def record_requested(engine: Engine, keys: Sequence[PartitionKey], now: datetime
         found = {
             record_from_row(r).key: r.requests
             for start in range(0, len(keys), 500)
-            for r in conn.execute(sa.select(t).where(_keys_in(keys[start:start + 500])))
+            for r in conn.execute(sa.select(t).where(_keys_in(keys[start : start + 500])))
         }
         for key in keys:
             requests = found.get(key, 0) + 1
             values = {
-                "last_outcome": OUTCOME_REQUESTED, "requests": requests,
-                "due_at": now if due_now else now + backoff(requests), "updated_at": now,
+                "last_outcome": OUTCOME_REQUESTED,
+                "requests": requests,
+                "due_at": now if due_now else now + backoff(requests),
+                "updated_at": now,
             }
             _upsert(conn, key, {**values, "failures": 0}, values)
 
@@ -126,7 +138,7 @@ def load_records(engine: Engine, keys: Iterable[PartitionKey]) -> dict[Partition
     t = warehouse_load
     with engine.connect() as conn:
         for start in range(0, len(wanted), 500):
-            chunk = wanted[start:start + 500]
+            chunk = wanted[start : start + 500]
             query = sa.select(t).where(_keys_in(chunk))
             for row in conn.execute(query):
                 record = record_from_row(row)

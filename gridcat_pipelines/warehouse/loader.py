@@ -1,4 +1,4 @@
-"""Load exactly the authoritative run of a partition into the warehouse (seed 002's consumer
+"""Load exactly the authoritative run of a partition into the warehouse (the state-store contract's consumer
 contract), with a fenced commit.
 
 A load is planned at a state ``(success, run, version)``. It pins the run with a lease (kept
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pyarrow as pa
 
@@ -53,7 +53,7 @@ def _authoritative(state: PartitionState, run_id: str | None, version: int | Non
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def load_partition(
@@ -88,8 +88,9 @@ def load_partition(
         if leases is None:
             return _stage_and_commit(store, sink, warehouse, key, wanted, planned, before_commit)
         try:
-            lease = leases.begin([key], ttl_seconds=lease_ttl_seconds, holder="warehouse-loader",
-                                 expected_runs={key: wanted})
+            lease = leases.begin(
+                [key], ttl_seconds=lease_ttl_seconds, holder="warehouse-loader", expected_runs={key: wanted}
+            )
         except GridcatError as exc:
             if exc.code != FAILED_PRECONDITION:
                 raise
@@ -105,7 +106,9 @@ def load_partition(
         raise
 
 
-def _skipped(store: StateStore, key: PartitionKey, run_id: str | None, version: int, state: PartitionState) -> LoadOutcome:
+def _skipped(
+    store: StateStore, key: PartitionKey, run_id: str | None, version: int, state: PartitionState
+) -> LoadOutcome:
     return LoadOutcome(
         SKIPPED_SUPERSEDED,
         run_id or "",
@@ -149,6 +152,9 @@ def _stage_and_commit(
         staged.abort()
         raise
     return LoadOutcome(
-        LOADED, run_id, f"{key}: loaded {loaded.rows} rows of run {run_id} (state version {version})",
-        loaded, state_version=version,
+        LOADED,
+        run_id,
+        f"{key}: loaded {loaded.rows} rows of run {run_id} (state version {version})",
+        loaded,
+        state_version=version,
     )

@@ -66,7 +66,12 @@ class WarehouseTarget(Protocol):
         ...
 
     def replace_slice(
-        self, query_name: str, customer_id: str, day: date, table: pa.Table, run_id: str,
+        self,
+        query_name: str,
+        customer_id: str,
+        day: date,
+        table: pa.Table,
+        run_id: str,
         state_version: int = 0,
     ) -> LoadedSlice:
         """Stage and commit at once, without a state fence (tools and tests)."""
@@ -113,20 +118,24 @@ class ParquetWarehouse:
 
     def stage_slice(
         self, query_name: str, customer_id: str, day: date, table: pa.Table, run_id: str, state_version: int
-    ) -> "StagedParquetSlice":
+    ) -> StagedParquetSlice:
         """Write ``table`` (plus a ``run_id`` column) next to the partition's slice, not yet visible."""
         table = table.append_column(RUN_ID_COLUMN, pa.array([run_id] * table.num_rows, pa.string()))
         meta = dict(table.schema.metadata or {})
-        meta.update({
-            _META_RUN: run_id.encode(),
-            _META_ROWS: str(table.num_rows).encode(),
-            _META_VERSION: str(int(state_version)).encode(),
-        })
+        meta.update(
+            {
+                _META_RUN: run_id.encode(),
+                _META_ROWS: str(table.num_rows).encode(),
+                _META_VERSION: str(int(state_version)).encode(),
+            }
+        )
         table = table.replace_schema_metadata(meta)
         folder = self.slice_dir(query_name, customer_id, day)
         self._fs.create_dir(folder, recursive=True)
         tmp = f"{folder}/.{SLICE_FILE}.tmp-{uuid.uuid4().hex}"
-        staged = StagedParquetSlice(self, (query_name, customer_id, day), tmp, run_id, table.num_rows, int(state_version))
+        staged = StagedParquetSlice(
+            self, (query_name, customer_id, day), tmp, run_id, table.num_rows, int(state_version)
+        )
         try:
             pq.write_table(table, tmp, filesystem=self._fs)
         except BaseException:
@@ -135,7 +144,12 @@ class ParquetWarehouse:
         return staged
 
     def replace_slice(
-        self, query_name: str, customer_id: str, day: date, table: pa.Table, run_id: str,
+        self,
+        query_name: str,
+        customer_id: str,
+        day: date,
+        table: pa.Table,
+        run_id: str,
         state_version: int = 0,
     ) -> LoadedSlice:
         """Stage and commit at once, without a state fence; a slice of a higher state version
@@ -167,8 +181,13 @@ class StagedParquetSlice:
     """A Parquet slice written under a temporary name (see :meth:`ParquetWarehouse.stage_slice`)."""
 
     def __init__(
-        self, warehouse: ParquetWarehouse, slice_of: tuple[str, str, date], tmp: str,
-        run_id: str, rows: int, state_version: int,
+        self,
+        warehouse: ParquetWarehouse,
+        slice_of: tuple[str, str, date],
+        tmp: str,
+        run_id: str,
+        rows: int,
+        state_version: int,
     ):
         self._warehouse, self._slice_of, self._tmp = warehouse, slice_of, tmp
         self.run_id, self.rows, self.state_version = run_id, rows, state_version

@@ -59,9 +59,17 @@ _TYPE_MAP: list[tuple[Callable[[pa.DataType], bool], str]] = [
 
 # PostgreSQL type OID -> Arrow type, for read_slice (others are inferred from the values).
 _OID_TO_ARROW = {
-    16: pa.bool_(), 21: pa.int16(), 23: pa.int32(), 20: pa.int64(), 700: pa.float32(),
-    701: pa.float64(), 25: pa.string(), 17: pa.binary(), 1082: pa.date32(),
-    1114: pa.timestamp("us"), 1184: pa.timestamp("us", tz="UTC"),
+    16: pa.bool_(),
+    21: pa.int16(),
+    23: pa.int32(),
+    20: pa.int64(),
+    700: pa.float32(),
+    701: pa.float64(),
+    25: pa.string(),
+    17: pa.binary(),
+    1082: pa.date32(),
+    1114: pa.timestamp("us"),
+    1184: pa.timestamp("us", tz="UTC"),
 }
 
 
@@ -77,7 +85,7 @@ def libpq_url(url: str) -> str:
     """A libpq connection URL: SQLAlchemy's ``postgresql+psycopg://`` spelling is accepted."""
     for prefix in ("postgresql+psycopg://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql://" + url[len(prefix):]
+            return "postgresql://" + url[len(prefix) :]
     return url
 
 
@@ -130,28 +138,31 @@ class PostgresWarehouse:
             # one DDL writer at a time per database (CREATE ... IF NOT EXISTS races otherwise)
             conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('gridcat.warehouse.ddl', 0))")
             conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(SCHEMA)))
-            conn.execute(sql.SQL(
-                "CREATE TABLE IF NOT EXISTS {}.{} ("
-                " query_name TEXT NOT NULL, customer_id TEXT NOT NULL, logical_date DATE NOT NULL,"
-                " run_id TEXT NOT NULL, rows BIGINT NOT NULL, loaded_at TIMESTAMPTZ NOT NULL,"
-                " state_version BIGINT, PRIMARY KEY (query_name, customer_id, logical_date))"
-            ).format(sql.Identifier(SCHEMA), sql.Identifier(SLICES_TABLE)))
+            conn.execute(
+                sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {}.{} ("
+                    " query_name TEXT NOT NULL, customer_id TEXT NOT NULL, logical_date DATE NOT NULL,"
+                    " run_id TEXT NOT NULL, rows BIGINT NOT NULL, loaded_at TIMESTAMPTZ NOT NULL,"
+                    " state_version BIGINT, PRIMARY KEY (query_name, customer_id, logical_date))"
+                ).format(sql.Identifier(SCHEMA), sql.Identifier(SLICES_TABLE))
+            )
             # warehouses loaded before loads were fenced: the version each slice was loaded at
-            conn.execute(sql.SQL("ALTER TABLE {}.{} ADD COLUMN IF NOT EXISTS state_version BIGINT").format(
-                sql.Identifier(SCHEMA), sql.Identifier(SLICES_TABLE)))
+            conn.execute(
+                sql.SQL("ALTER TABLE {}.{} ADD COLUMN IF NOT EXISTS state_version BIGINT").format(
+                    sql.Identifier(SCHEMA), sql.Identifier(SLICES_TABLE)
+                )
+            )
             existing = {
                 row[0]
                 for row in conn.execute(
-                    "SELECT column_name FROM information_schema.columns"
-                    " WHERE table_schema = %s AND table_name = %s",
+                    "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s",
                     (SCHEMA, table),
                 )
             }
             target = sql.Identifier(SCHEMA, table)
             if not existing:
                 columns = [
-                    sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(pg_type(schema.field(n).type)))
-                    for n in names
+                    sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(pg_type(schema.field(n).type))) for n in names
                 ]
                 columns += [
                     sql.SQL("{} TEXT NOT NULL").format(sql.Identifier(RUN_ID_COLUMN)),
@@ -159,22 +170,28 @@ class PostgresWarehouse:
                     sql.SQL("{} DATE NOT NULL").format(sql.Identifier(DATE_COLUMN)),
                 ]
                 conn.execute(sql.SQL("CREATE TABLE {} ({})").format(target, sql.SQL(", ").join(columns)))
-                conn.execute(sql.SQL("CREATE INDEX {} ON {} ({}, {})").format(
-                    sql.Identifier(f"{table}_slice_idx"), target,
-                    sql.Identifier(CUSTOMER_COLUMN), sql.Identifier(DATE_COLUMN),
-                ))
+                conn.execute(
+                    sql.SQL("CREATE INDEX {} ON {} ({}, {})").format(
+                        sql.Identifier(f"{table}_slice_idx"),
+                        target,
+                        sql.Identifier(CUSTOMER_COLUMN),
+                        sql.Identifier(DATE_COLUMN),
+                    )
+                )
                 return
             for name in names:
                 if name not in existing:  # a newer schema version added a column
-                    conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
-                        target, sql.Identifier(name), sql.SQL(pg_type(schema.field(name).type))
-                    ))
+                    conn.execute(
+                        sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
+                            target, sql.Identifier(name), sql.SQL(pg_type(schema.field(name).type))
+                        )
+                    )
 
     # ---------------------------------------------------------------- writes
 
     def stage_slice(
         self, query_name: str, customer_id: str, day: date, table: pa.Table, run_id: str, state_version: int
-    ) -> "StagedPostgresSlice":
+    ) -> StagedPostgresSlice:
         """Write the partition's new slice (each row gets ``run_id``) in an open transaction.
 
         The returned slice is fenced out at once (its ``commit`` answers ``None``) when the
@@ -202,8 +219,13 @@ class PostgresWarehouse:
                 (feed, customer_id, day, run_id, table.num_rows, int(state_version)),
             ).fetchone()
             staged = StagedPostgresSlice(
-                conn, run_id, table.num_rows, int(state_version), self.describe(feed, customer_id, day),
-                fenced_out=won is None, before_commit=self._before_commit,
+                conn,
+                run_id,
+                table.num_rows,
+                int(state_version),
+                self.describe(feed, customer_id, day),
+                fenced_out=won is None,
+                before_commit=self._before_commit,
             )
             if won is None:
                 return staged
@@ -226,7 +248,12 @@ class PostgresWarehouse:
             raise
 
     def replace_slice(
-        self, query_name: str, customer_id: str, day: date, table: pa.Table, run_id: str,
+        self,
+        query_name: str,
+        customer_id: str,
+        day: date,
+        table: pa.Table,
+        run_id: str,
         state_version: int = 0,
     ) -> LoadedSlice:
         """Stage and commit at once, without a state fence; a slice of a higher state version
@@ -252,7 +279,9 @@ class PostgresWarehouse:
         if row is None:
             return None
         return LoadedSlice(
-            run_id=row[0], rows=int(row[1]), path=self.describe(feed, customer_id, day),
+            run_id=row[0],
+            rows=int(row[1]),
+            path=self.describe(feed, customer_id, day),
             state_version=None if row[2] is None else int(row[2]),
         )
 
@@ -287,8 +316,15 @@ class StagedPostgresSlice:
     """A slice COPYed in an open transaction (see :meth:`PostgresWarehouse.stage_slice`)."""
 
     def __init__(
-        self, conn: psycopg.Connection, run_id: str, rows: int, state_version: int, path: str,
-        *, fenced_out: bool, before_commit: Callable[[], None] | None,
+        self,
+        conn: psycopg.Connection,
+        run_id: str,
+        rows: int,
+        state_version: int,
+        path: str,
+        *,
+        fenced_out: bool,
+        before_commit: Callable[[], None] | None,
     ):
         self._conn, self._fenced_out, self._before_commit = conn, fenced_out, before_commit
         self.run_id, self.rows, self.state_version, self.path = run_id, rows, state_version, path

@@ -84,8 +84,14 @@ def find_stale(
     join = sa.and_(*[s.c[c] == w.c[c] for c in KEY_COLUMNS])
     query = (
         sa.select(
-            *[s.c[c] for c in KEY_COLUMNS], s.c.current_run_id, s.c.version, s.c.updated_at,
-            w.c.last_outcome, w.c.last_error, w.c.due_at, w.c.loaded_run_id,
+            *[s.c[c] for c in KEY_COLUMNS],
+            s.c.current_run_id,
+            s.c.version,
+            s.c.updated_at,
+            w.c.last_outcome,
+            w.c.last_error,
+            w.c.due_at,
+            w.c.loaded_run_id,
         )
         .select_from(s.outerjoin(w, join))
         .where(
@@ -116,11 +122,16 @@ def find_stale(
                 due = row.due_at <= now
             else:
                 due = row.updated_at <= now - GATE_GRACE
-            found.append(StalePartition(
-                key=key, run_id=row.current_run_id, version=row.version,
-                reason=LOAD_FAILED if failed else PENDING_LOAD,
-                error=row.last_error if failed else None, due=due,
-            ))
+            found.append(
+                StalePartition(
+                    key=key,
+                    run_id=row.current_run_id,
+                    version=row.version,
+                    reason=LOAD_FAILED if failed else PENDING_LOAD,
+                    error=row.last_error if failed else None,
+                    due=due,
+                )
+            )
             if limit is not None and len(found) >= limit:
                 break
     return found

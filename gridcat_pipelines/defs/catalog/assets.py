@@ -1,10 +1,8 @@
 """``catalog/entities``: the catalog entities synced from the feed config (non-partitioned)."""
 
-
 import dagster as dg
 
-from gridcat_pipelines.defs.resources import PipelineConfigResource
-from gridcat_pipelines.defs.resources import StateStoreResource
+from gridcat_pipelines.defs.resources import PipelineConfigResource, StateStoreResource
 from gridcat_pipelines.facet_types.feed_sync import sync_entities
 
 CATALOG_ENTITIES_KEY = dg.AssetKey(["catalog", "entities"])

@@ -21,7 +21,9 @@ def _result(checked: int, issues: list) -> dg.AssetCheckResult:
     )
 
 
-@dg.asset_check(asset=CATALOG_ENTITIES_KEY, description="Every entity's facets validate against the facet type catalog.")
+@dg.asset_check(
+    asset=CATALOG_ENTITIES_KEY, description="Every entity's facets validate against the facet type catalog."
+)
 def entities_validate(state_store: StateStoreResource) -> dg.AssetCheckResult:
     """Markers, disabled types, applicableTo and content schemas of every facet of every entity."""
     services = state_store.open_catalog()

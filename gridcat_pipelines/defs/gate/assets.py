@@ -5,8 +5,7 @@ import dagster as dg
 from gridcat_pipelines.defs.gate.resources import WarehouseResource
 from gridcat_pipelines.defs.ingestion.assets import validated_key
 from gridcat_pipelines.defs.ingestion.partitions import partition_dims
-from gridcat_pipelines.defs.resources import RawSinkResource
-from gridcat_pipelines.defs.resources import StateStoreResource
+from gridcat_pipelines.defs.resources import RawSinkResource, StateStoreResource
 from gridcat_pipelines.feeds.models import FeedConfig
 from gridcat_pipelines.leases.store import LeaseStore
 from gridcat_pipelines.state import PartitionKey
@@ -93,8 +92,13 @@ def build_warehouse_asset(feed: FeedConfig, partitions_def: dg.PartitionsDefinit
             context.log.warning(f"{partition}: source {source!r} is not loaded by this pipeline; skipped")
             return
         outcome = load_partition(
-            store, raw_sink.sink, warehouse.warehouse, partition, run_id,
-            version=None if version is None else int(version), leases=LeaseStore(store),
+            store,
+            raw_sink.sink,
+            warehouse.warehouse,
+            partition,
+            run_id,
+            version=None if version is None else int(version),
+            leases=LeaseStore(store),
         )
         if outcome.status != LOADED:
             context.log.info(outcome.message)  # fenced out by a newer state: nothing materialized

@@ -8,14 +8,13 @@ authoritative run: its ``run_key`` holds each feed's source, run id and state ve
 version its commit is fenced with."""
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 
 from gridcat_pipelines.defs.gate.assets import SOURCE_TAG, run_id_tag, state_version_tag, warehouse_key
 from gridcat_pipelines.defs.ingestion.partitions import CUSTOMERS_PARTITION, last_partition_date, partition_key
-from gridcat_pipelines.defs.resources import PipelineConfigResource
-from gridcat_pipelines.defs.resources import StateStoreResource
+from gridcat_pipelines.defs.resources import PipelineConfigResource, StateStoreResource
 from gridcat_pipelines.gate import PlannedLoad, loads_by_partition, plan_loads
 from gridcat_pipelines.warehouse import load_log
 from gridcat_pipelines.warehouse.reconcile import find_stale
@@ -26,8 +25,10 @@ WAREHOUSE_JOB_NAME = "google_ads_warehouse_load"
 CHANGES_PER_TICK = 20_000
 RECONCILE_PER_TICK = 2_000
 _IN_FLIGHT = [
-    dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
 ]
 
 
@@ -58,7 +59,9 @@ def build_gate_sensor(job) -> dg.SensorDefinition:
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Loads each partition's new authoritative success run into the warehouse.",
     )
-    def gate(context: dg.SensorEvaluationContext, state_store: StateStoreResource, pipeline_config: PipelineConfigResource):
+    def gate(
+        context: dg.SensorEvaluationContext, state_store: StateStoreResource, pipeline_config: PipelineConfigResource
+    ):
         cursor = json.loads(context.cursor)["seq"] if context.cursor else 0
         config = pipeline_config.config
         plan = plan_loads(
@@ -105,10 +108,14 @@ def build_reconcile_sensor(job) -> dg.SensorDefinition:
         state_store: StateStoreResource,
         pipeline_config: PipelineConfigResource,
     ):
-        config, store, now = pipeline_config.config, state_store.store, datetime.now(timezone.utc)
+        config, store, now = pipeline_config.config, state_store.store, datetime.now(UTC)
         stale = find_stale(
-            store, feeds=config.feeds, customers=context.instance.get_dynamic_partitions(CUSTOMERS_PARTITION),
-            start_date=config.start_date, end_date=last_partition_date(now), now=now,
+            store,
+            feeds=config.feeds,
+            customers=context.instance.get_dynamic_partitions(CUSTOMERS_PARTITION),
+            start_date=config.start_date,
+            end_date=last_partition_date(now),
+            now=now,
         )
         busy = _partitions_in_flight(context.instance, job.name)
         due = [p for p in stale if p.due and (p.key.customer_id, p.key.logical_date.isoformat()) not in busy]
@@ -116,7 +123,9 @@ def build_reconcile_sensor(job) -> dg.SensorDefinition:
         if not due:
             return dg.SkipReason(f"{len(stale)} stale partition(s), none due")
         for partition in due:
-            context.log.info(f"reconcile: {partition.key} ({partition.reason}{': ' + partition.error if partition.error else ''})")
+            context.log.info(
+                f"reconcile: {partition.key} ({partition.reason}{': ' + partition.error if partition.error else ''})"
+            )
         load_log.record_requested(store.engine, [p.key for p in due], now)
         loads = [PlannedLoad(p.key, p.run_id, p.version) for p in due]
         return load_requests(loads, f"reconcile|{now.isoformat()}|")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
@@ -22,7 +22,7 @@ def ingestion_partitions(start_date: date) -> dg.MultiPartitionsDefinition:
 
 def last_partition_date(now: datetime | None = None) -> date:
     """The newest day the daily partitions have: yesterday in UTC (a day is a partition once it ended)."""
-    return (now or datetime.now(timezone.utc)).astimezone(timezone.utc).date() - timedelta(days=1)
+    return (now or datetime.now(UTC)).astimezone(UTC).date() - timedelta(days=1)
 
 
 def partition_key(customer_id: str, day: date) -> dg.MultiPartitionKey:

@@ -16,9 +16,7 @@ def pull_dates(today: date, lookback_days: int, start_date: date) -> list[date]:
     return [d for d in days if d >= start_date]
 
 
-def build_daily_pull_schedule(
-    job, *, lookback_days: int, start_date: date
-) -> dg.ScheduleDefinition:
+def build_daily_pull_schedule(job, *, lookback_days: int, start_date: date) -> dg.ScheduleDefinition:
     """A schedule that requests one run per customer x day of the pull window."""
 
     @dg.schedule(

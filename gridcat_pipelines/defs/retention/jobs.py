@@ -26,8 +26,11 @@ def apply_raw_retention(
     """Run retention and report what it deleted (or would delete) and what it kept."""
     store = state_store.store
     report = apply_retention(
-        store, raw_sink.sink, LeaseStore(store),
-        older_than_days=config.older_than_days, dry_run=config.dry_run,
+        store,
+        raw_sink.sink,
+        LeaseStore(store),
+        older_than_days=config.older_than_days,
+        dry_run=config.dry_run,
     )
     verb = "would delete" if config.dry_run else "deleted"
     context.log.info(

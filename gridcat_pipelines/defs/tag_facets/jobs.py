@@ -1,5 +1,4 @@
-"""Tag facet jobs; run config mirrors seed 000's requests. Thin: each op calls ``FacetService``."""
-
+"""Tag facet jobs; run config mirrors the tag-facet contract's requests. Thin: each op calls ``FacetService``."""
 
 import dagster as dg
 
@@ -43,7 +42,9 @@ def _service(state_store: StateStoreResource) -> FacetService:
 def promote_facet(context: dg.OpExecutionContext, config: PromoteFacetConfig, state_store: StateStoreResource) -> dict:
     """Promote the key; the initial backfill job (if any) is left PENDING for the sensor."""
     result = _service(state_store).promote(config.key_name, config.column_name or None, config.create_index)
-    context.add_output_metadata({"facet_id": result["facet_id"], "status": result["status"], "job_id": str(result["job_id"])})
+    context.add_output_metadata(
+        {"facet_id": result["facet_id"], "status": result["status"], "job_id": str(result["job_id"])}
+    )
     return result
 
 
@@ -51,12 +52,16 @@ def promote_facet(context: dg.OpExecutionContext, config: PromoteFacetConfig, st
 def disable_facet(context: dg.OpExecutionContext, config: DisableFacetConfig, state_store: StateStoreResource) -> dict:
     """Disable the facet (column kept, projector stops, filters refused)."""
     result = _service(state_store).disable(config.facet_id, config.reason)
-    context.add_output_metadata({"facet_id": result["facet_id"], "outstanding_jobs": len(result["outstanding_backfill_jobs"])})
+    context.add_output_metadata(
+        {"facet_id": result["facet_id"], "outstanding_jobs": len(result["outstanding_backfill_jobs"])}
+    )
     return result
 
 
 @dg.op(name="run_facet_backfill")
-def run_facet_backfill(context: dg.OpExecutionContext, config: FacetBackfillConfig, state_store: StateStoreResource) -> dict:
+def run_facet_backfill(
+    context: dg.OpExecutionContext, config: FacetBackfillConfig, state_store: StateStoreResource
+) -> dict:
     """Run ``job_id`` (resuming from its checkpoint), or queue a job for ``facet_id`` and run it."""
     service = _service(state_store)
     job_id = config.job_id or service.trigger_backfill(config.facet_id, config.batch_size, config.mode)["job_id"]
@@ -65,7 +70,9 @@ def run_facet_backfill(context: dg.OpExecutionContext, config: FacetBackfillConf
         context.log.info(f"backfill {job['job_id']}: {job['rows_processed']}/{job['rows_total']} rows, {job['status']}")
 
     result = service.run_backfill(job_id, progress=progress)
-    context.add_output_metadata({k: str(result[k]) for k in ("job_id", "status", "rows_total", "rows_processed", "failures")})
+    context.add_output_metadata(
+        {k: str(result[k]) for k in ("job_id", "status", "rows_total", "rows_processed", "failures")}
+    )
     if result["status"] != "SUCCEEDED":
         raise dg.Failure(f"backfill {job_id} ended {result['status']}: {result['error']}")
     return result

@@ -1,17 +1,17 @@
 """Launches the backfill job for queued (PENDING) facet backfill jobs and for abandoned RUNNING ones."""
 
-
 import dagster as dg
 
 from gridcat_pipelines.defs.resources import StateStoreResource
 from gridcat_pipelines.defs.tag_facets.jobs import facet_backfill_job
 from gridcat_pipelines.tag_facets.service import FacetService
 
-
 JOB_TAG = "gridcat/facet_backfill_job"
 _IN_FLIGHT = [
-    dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
 ]
 
 
