@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from types import MappingProxyType
-from typing import Any
+from typing import Any, ClassVar
 
 import pyarrow as pa
 
@@ -55,25 +55,29 @@ class ColumnSpec:
 class FeedRules(Mapping[str, Any]):
     """A feed's ``rules:`` settings, by key: ``rules.non_negative``, ``rules["date_column"]``.
 
-    Which keys exist, what they hold and their defaults come from the validation rule
-    registry (:mod:`gridcat_pipelines.validation.registry`; each key configures one rule, e.g.
-    ``non_negative`` -> ``cost_non_negative``, ``date_column`` -> ``date_matches_partition``).
-    Unset keys hold their default; an unknown key is a ``TypeError``, as for any keyword
-    argument. Immutable; equal when the settings are; ``dataclasses.replace(rules, key=...)``
-    changes one setting and keeps the others.
+    Which keys exist and their defaults belong to the validation rule registry
+    (:mod:`gridcat_pipelines.validation.registry`; each key configures one rule, e.g.
+    ``non_negative`` -> ``cost_non_negative``): the registry hands them over with
+    :meth:`use_options` when it loads (and when a test activates another registry), so this
+    module imports nothing of validation. Unset keys hold their default; an unknown key is a
+    ``TypeError``, as for any keyword argument. Immutable; equal when the settings are;
+    ``dataclasses.replace(rules, key=...)`` changes one setting and keeps the others.
     """
 
     _settings: Mapping[str, Any]
+    _defaults: ClassVar[Mapping[str, Any]] = MappingProxyType({})
+
+    @classmethod
+    def use_options(cls, defaults: Mapping[str, Any]) -> None:
+        """The rule settings that exist and their defaults (called by the rule registry)."""
+        cls._defaults = MappingProxyType(dict(defaults))
 
     def __init__(self, _settings: Mapping[str, Any] | None = None, **settings: Any):
-        # Imported here: the registry (validation) imports this module.
-        from gridcat_pipelines.validation.registry import active
-
-        options = active().options
+        options = FeedRules._defaults
         unknown = sorted(set(settings) - set(options))
         if unknown:
             raise TypeError(f"unknown rule setting(s) {', '.join(unknown)} (known: {', '.join(sorted(options))})")
-        values = {key: option.default for key, option in options.items()}
+        values = dict(options)
         values.update(_settings or {})
         for key, value in settings.items():
             values[key] = tuple(value) if isinstance(value, (list, tuple)) else value

@@ -18,8 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gridcat_pipelines.feeds.models import CustomerConfig, FeedConfig
-from gridcat_pipelines.validation.report import MAX_SAMPLES, Verdict
 from gridcat_pipelines.validation.samples import json_safe, sample_rows
+from gridcat_pipelines.validation.verdict import MAX_SAMPLES, Verdict
 
 CLICKS_COLUMN = "metrics_clicks"
 IMPRESSIONS_COLUMN = "metrics_impressions"

@@ -76,8 +76,8 @@ from gridcat_pipelines.validation.keyword_masks import (
     pattern_mask,
     type_mask,
 )
-from gridcat_pipelines.validation.report import MAX_SAMPLES
 from gridcat_pipelines.validation.samples import first_indices, row_at
+from gridcat_pipelines.validation.verdict import MAX_SAMPLES
 
 PROPERTY_KEYWORDS = (
     "type",

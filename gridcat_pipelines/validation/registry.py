@@ -51,8 +51,8 @@ from gridcat_pipelines.feeds.models import (
 from gridcat_pipelines.state.keys import PartitionKey
 from gridcat_pipelines.validation import business_rules
 from gridcat_pipelines.validation.json_schema import CompiledRowSchema, row_schema_for
-from gridcat_pipelines.validation.report import Verdict
 from gridcat_pipelines.validation.structural_checks import check_metadata, check_schema
+from gridcat_pipelines.validation.verdict import Verdict
 
 # The three rules the validator itself relies on (schema decides which columns the other
 # rules may read; metadata_consistency reports runs that cannot be read at all).
@@ -370,6 +370,14 @@ DEFAULT = RuleRegistry(RULES)
 _active: RuleRegistry = DEFAULT
 
 
+def _hand_options_to_feed_rules(registry: RuleRegistry) -> None:
+    """Tell ``FeedRules`` which settings exist and their defaults (feeds import no validation)."""
+    FeedRules.use_options({key: option.default for key, option in registry.options.items()})
+
+
+_hand_options_to_feed_rules(DEFAULT)
+
+
 def active() -> RuleRegistry:
     """The registry in force (:data:`DEFAULT` unless :func:`activate` swapped one in)."""
     return _active
@@ -383,7 +391,9 @@ def activate(registry: RuleRegistry) -> Iterator[RuleRegistry]:
     """
     global _active
     previous, _active = _active, registry
+    _hand_options_to_feed_rules(registry)
     try:
         yield registry
     finally:
         _active = previous
+        _hand_options_to_feed_rules(previous)

@@ -15,83 +15,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gridcat_pipelines.state.keys import PartitionKey
 from gridcat_pipelines.state.models import ValidationResult
+from gridcat_pipelines.validation import registry
+from gridcat_pipelines.validation.verdict import FAILED, MAX_SAMPLES, PASSED, SKIPPED, Verdict, check_outcome
 
-if TYPE_CHECKING:
-    from gridcat_pipelines.validation.registry import RuleRegistry
-
-MAX_SAMPLES = 5
-
-PASSED = "passed"
-FAILED = "failed"
-SKIPPED = "skipped"
-
-
-_registry_module: Any = None
-
-
-def _registry() -> RuleRegistry:
-    """The active rule registry (imported on first use: the registry imports the rule
-    checks, which import this module)."""
-    global _registry_module
-    if _registry_module is None:
-        from gridcat_pipelines.validation import registry
-
-        _registry_module = registry
-    return _registry_module.active()
-
-
-def _check_outcome(passed: bool, skipped: bool, failing_rows: int) -> None:
-    if skipped and passed:
-        raise ValueError("a skipped rule is not a pass")
-    if (passed or skipped) and failing_rows:
-        raise ValueError("only a failed rule has failing rows")
-    if failing_rows < 0:
-        raise ValueError("failing_rows must be >= 0")
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """What one rule's check found on one run, before it is named (see :class:`RuleResult`)."""
-
-    passed: bool
-    skipped: bool = False
-    failing_rows: int = 0
-    message: str = ""
-    samples: list[dict[str, Any]] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        _check_outcome(self.passed, self.skipped, self.failing_rows)
-
-    @classmethod
-    def ok(cls, message: str = "") -> Verdict:
-        """The rule passed."""
-        return cls(passed=True, message=message)
-
-    @classmethod
-    def fail(cls, count: int, message: str, samples: list[dict[str, Any]] | None = None) -> Verdict:
-        """The rule failed, with its failing count (at least 1) and up to MAX_SAMPLES samples."""
-        return cls(
-            passed=False, failing_rows=max(int(count), 1), message=message, samples=list(samples or [])[:MAX_SAMPLES]
-        )
-
-    @classmethod
-    def skip(cls, reason: str) -> Verdict:
-        """The rule could not run."""
-        return cls(passed=False, skipped=True, message=reason)
-
-    @property
-    def failed(self) -> bool:
-        """Whether the rule ran and failed."""
-        return not self.passed and not self.skipped
-
-    @property
-    def outcome(self) -> str:
-        """``passed``, ``failed`` or ``skipped``."""
-        return SKIPPED if self.skipped else PASSED if self.passed else FAILED
+__all__ = ["FAILED", "MAX_SAMPLES", "PASSED", "SKIPPED", "RuleResult", "ValidationReport", "Verdict"]
 
 
 @dataclass(frozen=True)
@@ -111,9 +42,9 @@ class RuleResult:
     samples: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if self.rule not in _registry().by_name:
+        if self.rule not in registry.active().by_name:
             raise ValueError(f"unknown rule {self.rule!r}")
-        _check_outcome(self.passed, self.skipped, self.failing_rows)
+        check_outcome(self.passed, self.skipped, self.failing_rows)
 
     @classmethod
     def of(cls, rule: str, verdict: Verdict) -> RuleResult:
@@ -160,7 +91,7 @@ class RuleResult:
 
     def summary(self) -> str:
         """``"row_schema: 3 rows"``: the rule and its failing count with the count's unit."""
-        unit = _registry()[self.rule].unit
+        unit = registry.active()[self.rule].unit
         return f"{self.rule}: {self.failing_rows} {unit}{'' if self.failing_rows == 1 else 's'}"
 
     def to_json(self) -> dict[str, Any]:
@@ -196,7 +127,7 @@ class ValidationReport:
         names = [r.rule for r in self.rules]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate rules in report: {names}")
-        order = _registry().index
+        order = registry.active().index
         if names != sorted(names, key=order.__getitem__):
             raise ValueError(f"rules out of order: {names}")
 
@@ -212,7 +143,7 @@ class ValidationReport:
         """Whether the run is valid: ``schema`` and ``metadata_consistency`` ran and passed,
         and no other rule failed (skipped rules are not failures)."""
         ran = {r.rule: r for r in self.rules}
-        if any(rule not in ran or not ran[rule].passed for rule in _registry().structural):
+        if any(rule not in ran or not ran[rule].passed for rule in registry.active().structural):
             return False
         return not any(r.failed for r in self.rules)
 
@@ -238,7 +169,7 @@ class ValidationReport:
         clauses = [r.summary() + (f" ({r.message})" if detail and r.message else "") for r in self.failed_rules]
         if not clauses:
             clauses = [
-                f"{r.rule}: skipped ({r.message})" for r in self.skipped_rules if r.rule in _registry().structural
+                f"{r.rule}: skipped ({r.message})" for r in self.skipped_rules if r.rule in registry.active().structural
             ]
             clauses = clauses or ["no structural rule ran"]
         return "; ".join(clauses)

@@ -11,7 +11,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from gridcat_pipelines.validation.report import MAX_SAMPLES
+from gridcat_pipelines.validation.verdict import MAX_SAMPLES
 
 
 def json_safe(value: Any) -> Any:

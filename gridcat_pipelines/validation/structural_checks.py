@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from gridcat_pipelines.feeds.models import ARROW_TYPES, FeedConfig
 from gridcat_pipelines.state.keys import PartitionKey
-from gridcat_pipelines.validation.report import Verdict
+from gridcat_pipelines.validation.verdict import Verdict
 
 
 class RunMetadataLike(Protocol):
