@@ -379,25 +379,30 @@ def test_daemon_schedule_and_gate_load_exactly_the_authoritative_runs(e2e_env, d
                 return check
 
             world.wait_for(f"the reload of {second_run}", holds(second_run), timeout=120)
+
+            def repoint(run_id: str, expected_version: int) -> dict:
+                """``gridcat states set-authoritative`` of the moved partition to ``run_id``."""
+                return _gridcat(
+                    env,
+                    "states",
+                    "set-authoritative",
+                    "--customer",
+                    moved.customer_id,
+                    "--query",
+                    moved.query_name,
+                    "--date",
+                    day.isoformat(),
+                    "--run-id",
+                    run_id,
+                    "--expected-version",
+                    str(expected_version),
+                )
+
             print(f"[{time.monotonic() - started:.0f}s] re-pulled run loaded")
 
             # 3. an operator re-points the partition back to its first run; it loads again
             version = store.get(moved).version
-            repointed = _gridcat(
-                env,
-                "states",
-                "set-authoritative",
-                "--customer",
-                moved.customer_id,
-                "--query",
-                moved.query_name,
-                "--date",
-                day.isoformat(),
-                "--run-id",
-                first_run,
-                "--expected-version",
-                str(version),
-            )
+            repointed = repoint(first_run, version)
             assert repointed["current_run_id"] == first_run and repointed["version"] == version + 1
             world.wait_for(f"the reload of {first_run} after the re-point", holds(first_run), timeout=120)
             print(f"[{time.monotonic() - started:.0f}s] re-pointed run loaded again")
@@ -442,21 +447,7 @@ def test_daemon_schedule_and_gate_load_exactly_the_authoritative_runs(e2e_env, d
             run_dir = sink.run_path(moved, second_run)
             os.rename(run_dir, run_dir + ".away")
             version = store.get(moved).version
-            _gridcat(
-                env,
-                "states",
-                "set-authoritative",
-                "--customer",
-                moved.customer_id,
-                "--query",
-                moved.query_name,
-                "--date",
-                day.isoformat(),
-                "--run-id",
-                second_run,
-                "--expected-version",
-                str(version),
-            )
+            repoint(second_run, version)
             loads_before = {r.run_id for r in world.runs(WAREHOUSE_JOB_NAME)}
 
             def new_load(run: dg.DagsterRun) -> bool:

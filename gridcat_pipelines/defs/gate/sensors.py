@@ -122,7 +122,8 @@ def build_reconcile_sensor(job) -> dg.SensorDefinition:
         due = due[:RECONCILE_PER_TICK]
         if not due:
             return dg.SkipReason(f"{len(stale)} stale partition(s), none due")
-        for partition in due:
+        context.log.info(f"reconcile: requesting {len(due)} of {len(stale)} stale partition(s)")
+        for partition in due[:20]:  # a sample; `gridcat warehouse status` lists them all with reasons
             context.log.info(
                 f"reconcile: {partition.key} ({partition.reason}{': ' + partition.error if partition.error else ''})"
             )
