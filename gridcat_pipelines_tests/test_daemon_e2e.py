@@ -1,8 +1,9 @@
 """End to end with the real ``dagster-daemon`` against a PostgreSQL-backed Dagster instance
 (``deploy/dagster-postgres.yaml``) and a PostgreSQL state store, both on loopback.
 
-The daemon dequeues the ingest runs a schedule tick asks for (the daily cron is 06:00 UTC, so
-the test evaluates the schedule itself and submits two of its run requests through the
+The daemon dequeues the ingest runs a schedule tick asks for (the schedule ticks hourly and asks
+for each account's newest complete account-local day once a day, so the test evaluates a tick
+itself and submits two of its run requests through the
 instance's QueuedRunCoordinator, the way the daemon's scheduler would), the gate sensor
 (default RUNNING) requests the warehouse loads on its own, and DefaultRunLauncher runs every
 run in a process of its own. Mid-way one partition gets a second run (``gridcat pull``), which
@@ -340,10 +341,11 @@ def test_daemon_schedule_and_gate_load_exactly_the_authoritative_runs(e2e_env, d
         instance.add_dynamic_partitions(CUSTOMERS_PARTITION, CUSTOMERS)  # the sync sensor agrees
         defs = build_defs(settings)
 
-        # today's 06:00 UTC tick of the daily schedule asks for yesterday + lookback per customer;
-        # the test submits yesterday's runs (one per customer)
+        # today's 12:00 UTC tick of the daily pull asks for yesterday + lookback per customer (by
+        # then yesterday ended, plus the 3 h settle, in New York and Los Angeles too; at 06:00 UTC
+        # it is still running in Los Angeles); the test submits yesterday's runs (one per customer)
         today = datetime.now(UTC).date()
-        tick = datetime.combine(today, dtime(6, 0), tzinfo=UTC)
+        tick = datetime.combine(today, dtime(12, 0), tzinfo=UTC)
         day = today - timedelta(days=1)
         requests = _schedule_run_requests(defs, instance, tick)
         assert {r.partition_key for r in requests} >= {f"{c}|{day.isoformat()}" for c in CUSTOMERS}

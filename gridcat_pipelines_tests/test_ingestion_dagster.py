@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import pytest
+from dagster._core.test_utils import create_run_for_test
 
 from gridcat_pipelines.cli.dagster_instance import ensure_instance
 from gridcat_pipelines.config import Settings
@@ -19,7 +20,7 @@ from gridcat_pipelines.defs.ingestion.assets import raw_key, validated_key
 from gridcat_pipelines.defs.ingestion.jobs import INGEST_JOB_NAME
 from gridcat_pipelines.defs.ingestion.partitions import CUSTOMERS_PARTITION, partition_key
 from gridcat_pipelines.defs.ingestion.resources import AdsSourceResource
-from gridcat_pipelines.defs.ingestion.schedules import pull_dates
+from gridcat_pipelines.defs.ingestion.schedules import DAILY_PULL_CRON, DAILY_PULL_SCHEDULE_NAME
 from gridcat_pipelines.defs.ingestion.sensors import sync_customer_partitions
 from gridcat_pipelines.defs.resources import PipelineConfigResource
 from gridcat_pipelines.feeds.loader import load_pipeline_config
@@ -182,20 +183,113 @@ def test_crash_mid_write_never_becomes_success_and_transient_errors_retry(settin
     assert state.status == "success" and state.current_run_id > crashed[0].run_id
 
 
-def test_schedule_requests_yesterday_plus_lookback_for_every_customer(settings, instance):
-    defs = build_defs(settings)
-    schedule = defs.resolve_schedule_def("google_ads_daily_pull")
-    config = load_pipeline_config(settings.feeds_path, settings.customers_path)
-    tick = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
+# ---------------------------------------------------------------- the daily pull schedule, per account-local day
+
+HONOLULU, UTC_ACCOUNT, TONGA, UNCONFIGURED = "1000000010", "1000000000", "1000000013", "9999999999"
+ZONES = {HONOLULU: "Pacific/Honolulu", UTC_ACCOUNT: "UTC", TONGA: "Pacific/Tongatapu"}  # UTC-10, UTC, UTC+13
+
+
+@pytest.fixture
+def zoned(tmp_path):
+    """Definitions and an instance for three accounts in UTC-10, UTC and UTC+13 (shipped feeds,
+    settle_hours 3, lookback_days 3), plus a customer partition no customer config has."""
+    customers = tmp_path / "customers.yaml"
+    customers.write_text(
+        "customers:\n"
+        + "".join(
+            f"  - {{customer_id: '{cid}', name: Account {zone}, time_zone: {zone}, currency: USD}}\n"
+            for cid, zone in ZONES.items()
+        )
+    )
+    zoned_settings = Settings.from_env(
+        {"GRIDCAT_HOME": str(tmp_path / "zoned_home"), "GRIDCAT_CUSTOMERS_CONFIG": str(customers)}
+    )
+    StateStore.open(zoned_settings.db_url, upgrade=True).close()
+    inst = ensure_instance(zoned_settings)
+    inst.add_dynamic_partitions(CUSTOMERS_PARTITION, [*ZONES, UNCONFIGURED])
+    yield build_defs(zoned_settings), inst
+    inst.dispose()
+
+
+def _tick(defs, instance, tick: datetime) -> dg.ScheduleExecutionData:
+    """The daily pull schedule evaluated at ``tick``, as the daemon would."""
+    schedule = defs.resolve_schedule_def(DAILY_PULL_SCHEDULE_NAME)
     with dg.build_schedule_context(
         instance=instance, scheduled_execution_time=tick, repository_def=defs.get_repository_def()
     ) as ctx:
-        requests = list(schedule.evaluate_tick(ctx).run_requests)
-    want_days = [date(2026, 11, 25) - timedelta(days=i) for i in range(config.lookback_days + 1)]
-    assert pull_dates(tick.date(), config.lookback_days, config.start_date) == want_days
-    got = sorted(str(r.partition_key) for r in requests)
-    assert got == sorted(str(partition_key(c, d)) for c in (CUSTOMER, "2345678901") for d in want_days)
-    assert len({r.run_key for r in requests}) == len(requests)
+        return schedule.evaluate_tick(ctx)
+
+
+def _days_by_customer(requests) -> dict[str, list[date]]:
+    days: dict[str, list[date]] = {}
+    for request in requests:
+        days.setdefault(request.tags["gridcat/customer_id"], []).append(
+            date.fromisoformat(request.tags["gridcat/logical_date"])
+        )
+    return days
+
+
+def _launched(instance, requests) -> None:
+    """Record a run per request, with its tags, as the daemon's launch would."""
+    for request in requests:
+        create_run_for_test(
+            instance, job_name=INGEST_JOB_NAME, tags={**request.tags, "dagster/run_key": request.run_key}
+        )
+
+
+def test_schedule_is_hourly_and_its_window_is_the_account_local_one(zoned):
+    defs, _ = zoned
+    schedule = defs.resolve_schedule_def(DAILY_PULL_SCHEDULE_NAME)
+    assert schedule.cron_schedule == DAILY_PULL_CRON == "0 * * * *" and schedule.execution_timezone == "UTC"
+
+
+def test_western_account_does_not_get_yesterday_utc_at_06_utc(zoned):
+    defs, instance = zoned
+    tick = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
+    data = _tick(defs, instance, tick)
+    got = _days_by_customer(data.run_requests)
+    yesterday = date(2026, 11, 25)  # in UTC; 2026-11-26 06:00 UTC is 2026-11-25 20:00 in Honolulu
+    window = [yesterday - timedelta(days=i) for i in range(4)]
+    assert got[UTC_ACCOUNT] == window
+    assert got[TONGA] == window  # Tonga's 25th ended at 11:00 UTC on the 25th, its 26th is not over
+    assert got[HONOLULU] == [d - timedelta(days=1) for d in window]  # its 24th and 3 days before
+    assert yesterday not in got[HONOLULU]
+    assert UNCONFIGURED not in got  # no time zone: skipped (and logged)
+    for request in data.run_requests:
+        customer, day = request.tags["gridcat/customer_id"], request.tags["gridcat/logical_date"]
+        assert str(request.partition_key) == f"{customer}|{day}"
+        generation = got[customer][0].isoformat()
+        assert request.run_key == f"{customer}|{day}|{generation}"
+        assert request.tags["gridcat/pull_generation"] == generation
+        assert request.tags[f"gridcat/pull_generation.{generation}"] == f"{customer}|{day}"
+    # the same tick twice asks for the same runs (Dagster dedupes a re-evaluated tick by run_key)
+    again = _tick(defs, instance, tick)
+    assert [r.run_key for r in again.run_requests] == [r.run_key for r in data.run_requests]
+    assert len({r.run_key for r in data.run_requests}) == len(data.run_requests) == 12
+
+
+def test_each_window_is_requested_once_per_account_local_day(zoned):
+    """Dagster dedupes a schedule's run keys within one tick only: later ticks of the same
+    generation ask for nothing; a new generation asks for its whole window, lookback included."""
+    defs, instance = zoned
+    first = _tick(defs, instance, datetime(2026, 11, 26, 6, 0, tzinfo=UTC)).run_requests
+    _launched(instance, first)
+    for hour in (6, 7, 12):  # the same tick again (after its runs launched), and later ticks of the day
+        later = _tick(defs, instance, datetime(2026, 11, 26, hour, 0, tzinfo=UTC))
+        assert not later.run_requests and "requested already" in later.skip_message
+    # 13:00 UTC: Honolulu's 25th ended at 10:00 UTC, + 3 h settle: its new generation, and only that
+    at_13 = _tick(defs, instance, datetime(2026, 11, 26, 13, 0, tzinfo=UTC)).run_requests
+    assert _days_by_customer(at_13) == {HONOLULU: [date(2026, 11, 25) - timedelta(days=i) for i in range(4)]}
+    # a missed tick is made up by the next one: nobody launched the 13:00 runs, 14:00 asks again
+    at_14 = _tick(defs, instance, datetime(2026, 11, 26, 14, 0, tzinfo=UTC)).run_requests
+    assert [r.run_key for r in at_14] == [r.run_key for r in at_13]
+    _launched(instance, at_14)
+    # 2026-11-27 00:00 UTC: the 26th's partition exists; Tonga's 26th ended long ago, UTC's needs 3 h
+    midnight = _tick(defs, instance, datetime(2026, 11, 27, 0, 0, tzinfo=UTC)).run_requests
+    assert _days_by_customer(midnight) == {TONGA: [date(2026, 11, 26) - timedelta(days=i) for i in range(4)]}
+    _launched(instance, midnight)
+    at_03 = _tick(defs, instance, datetime(2026, 11, 27, 3, 0, tzinfo=UTC)).run_requests
+    assert _days_by_customer(at_03) == {UTC_ACCOUNT: [date(2026, 11, 26) - timedelta(days=i) for i in range(4)]}
 
 
 def test_customer_sync_sensor_adds_configured_customers(settings, tmp_path):

@@ -87,7 +87,8 @@ _COLUMN_OPTIONAL_KEYS = {"nullable", "description"}
 _CUSTOMER_KEYS = {"customer_id", "name", "time_zone", "currency"}
 _CUSTOMER_OPTIONAL_KEYS = {"tags"}
 _PIPELINE_KEYS = {"start_date"}
-_PIPELINE_OPTIONAL_KEYS = {"lookback_days"}
+_PIPELINE_OPTIONAL_KEYS = {"lookback_days", "settle_hours"}
+MAX_SETTLE_HOURS = 48
 
 
 class ConfigError(GridcatError):
@@ -119,10 +120,10 @@ def load_pipeline_config(
     _check_row_schemas_compile(ctx, feeds)
     _check_synthetic_source_generates(ctx, feeds)
     if "pipeline" not in doc:
-        ctx.fail("pipeline", "missing required key (start_date, lookback_days)")
-    start_date, lookback_days = _parse_pipeline(ctx, doc["pipeline"])
+        ctx.fail("pipeline", "missing required key (start_date; optional: lookback_days, settle_hours)")
+    settings = _parse_pipeline(ctx, doc["pipeline"])
     customers = load_customers(customers_path)
-    return PipelineConfig(feeds=feeds, customers=customers, start_date=start_date, lookback_days=lookback_days)
+    return PipelineConfig(feeds=feeds, customers=customers, **settings)
 
 
 def _check_row_schemas_compile(ctx: _Ctx, feeds: dict[str, FeedConfig]) -> None:
@@ -458,7 +459,8 @@ def _check_property(ctx: _Ctx, prop: dict, path: str, spec: ColumnSpec) -> None:
 # --------------------------------------------------------------------------- pipeline, customers
 
 
-def _parse_pipeline(ctx: _Ctx, raw: Any) -> tuple[date, int]:
+def _parse_pipeline(ctx: _Ctx, raw: Any) -> dict[str, Any]:
+    """The ``pipeline:`` section as PipelineConfig keyword arguments (besides feeds and customers)."""
     _check_keys(ctx, raw, "pipeline", _PIPELINE_KEYS, _PIPELINE_OPTIONAL_KEYS)
     start = raw["start_date"]
     if isinstance(start, str):
@@ -471,7 +473,10 @@ def _parse_pipeline(ctx: _Ctx, raw: Any) -> tuple[date, int]:
     lookback = raw.get("lookback_days", 3)
     if isinstance(lookback, bool) or not isinstance(lookback, int) or not 0 <= lookback <= 366:
         ctx.fail("pipeline.lookback_days", f"must be an integer from 0 to 366, got {lookback!r}")
-    return start, lookback
+    settle = raw.get("settle_hours", 3)
+    if isinstance(settle, bool) or not isinstance(settle, (int, float)) or not 0 <= settle <= MAX_SETTLE_HOURS:
+        ctx.fail("pipeline.settle_hours", f"must be a number of hours from 0 to {MAX_SETTLE_HOURS}, got {settle!r}")
+    return {"start_date": start, "lookback_days": lookback, "settle_hours": float(settle)}
 
 
 def _parse_customer(ctx: _Ctx, raw: Any, path: str) -> CustomerConfig:

@@ -174,4 +174,6 @@ class PipelineConfig:
     feeds: dict[str, FeedConfig]
     customers: dict[str, CustomerConfig]
     start_date: date  # first date of the daily partitions
-    lookback_days: int = 3  # the schedule pulls yesterday plus this many earlier days
+    lookback_days: int = 3  # the schedule pulls an account's newest complete day plus this many earlier days
+    # a day is complete once it ended in the account's time zone at least this many hours ago
+    settle_hours: float = 3.0

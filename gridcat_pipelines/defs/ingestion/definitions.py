@@ -21,7 +21,7 @@ def build_ingestion_defs(config: PipelineConfig) -> dg.Definitions:
     return dg.Definitions(
         assets=assets,
         jobs=[job],
-        schedules=[build_daily_pull_schedule(job, lookback_days=config.lookback_days, start_date=config.start_date)],
+        schedules=[build_daily_pull_schedule(job, config)],
         sensors=[sync_customer_partitions],
     )
 
