@@ -7,7 +7,10 @@
 ``config/customers.yaml``. ``GRIDCAT_WAREHOUSE_URL`` (a PostgreSQL URL) loads the warehouse into
 that database instead of the Parquet dataset under ``$GRIDCAT_HOME/warehouse``.
 ``GRIDCAT_API_ADMIN_TOKENS`` / ``GRIDCAT_API_READ_TOKENS`` (comma-separated) are the bearer tokens
-``gridcat serve`` accepts.
+``gridcat serve`` accepts. ``GRIDCAT_SOURCE`` is ``synthetic`` (default) or ``google_ads``; the
+Google Ads credentials follow the google-ads library's own conventions: its ``GOOGLE_ADS_*``
+variables (:data:`GOOGLE_ADS_KEYS`) and ``GOOGLE_ADS_CONFIGURATION_FILE_PATH`` (a
+``google-ads.yaml``).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from gridcat_pipelines.errors import invalid_argument
 from gridcat_pipelines.feeds.loader import load_pipeline_config
 from gridcat_pipelines.feeds.models import PipelineConfig
 
@@ -25,7 +29,24 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # Settings that may hold a secret (a database URL with its password, a token): the Dagster
 # layer hands them to resources as ``dg.EnvVar(name)`` when they came from the process
 # environment, so the value never reaches the Dagster UI, run config or logs.
-SECRET_VARIABLES = ("GRIDCAT_DB_URL", "GRIDCAT_WAREHOUSE_URL")
+SOURCES = ("synthetic", "google_ads")
+# The google-ads library's own settings, read from GOOGLE_ADS_<KEY> (its config module's names).
+GOOGLE_ADS_KEYS = (
+    "developer_token",
+    "client_id",
+    "client_secret",
+    "refresh_token",
+    "json_key_file_path",
+    "impersonated_email",
+    "use_application_default_credentials",
+    "login_customer_id",
+    "linked_customer_id",
+    "endpoint",
+    "http_proxy",
+    "configuration_file_path",
+)
+GOOGLE_ADS_VARIABLES = {key: f"GOOGLE_ADS_{key.upper()}" for key in GOOGLE_ADS_KEYS}
+SECRET_VARIABLES = ("GRIDCAT_DB_URL", "GRIDCAT_WAREHOUSE_URL", *GOOGLE_ADS_VARIABLES.values())
 
 
 @dataclass(frozen=True)
@@ -33,13 +54,16 @@ class Settings:
     """Locations and URLs resolved from the environment once, then passed around explicitly."""
 
     home: Path
-    db_url: str
+    db_url: str = field(repr=False)  # may carry a password
     dagster_home: Path
     feeds_path: Path = REPO_ROOT / "config" / "google_apis.yaml"
     customers_path: Path = REPO_ROOT / "config" / "customers.yaml"
-    warehouse_url: str = ""  # a PostgreSQL URL puts the warehouse there instead of Parquet files
+    warehouse_url: str = field(default="", repr=False)  # a PostgreSQL URL: the warehouse goes there
     api_admin_tokens: str = field(default="", repr=False)  # comma-separated; never printed
     api_read_tokens: str = field(default="", repr=False)
+    source: str = "synthetic"  # GRIDCAT_SOURCE: synthetic | google_ads
+    # the google-ads library's settings that are set, by its key (GOOGLE_ADS_KEYS); never printed
+    google_ads: Mapping[str, str] = field(default_factory=dict, repr=False)
     # which SECRET_VARIABLES were read from the process environment (os.environ)
     from_process_env: frozenset[str] = frozenset()
 
@@ -63,6 +87,9 @@ class Settings:
         dagster_home = Path(env.get("DAGSTER_HOME") or home / "dagster").expanduser().resolve()
         feeds = env.get("GRIDCAT_FEEDS_CONFIG") or REPO_ROOT / "config" / "google_apis.yaml"
         customers = env.get("GRIDCAT_CUSTOMERS_CONFIG") or REPO_ROOT / "config" / "customers.yaml"
+        source = env.get("GRIDCAT_SOURCE") or "synthetic"
+        if source not in SOURCES:
+            raise invalid_argument(f"GRIDCAT_SOURCE={source!r}: use {' or '.join(SOURCES)}")
         return cls(
             home=home,
             db_url=db_url,
@@ -72,6 +99,8 @@ class Settings:
             warehouse_url=env.get("GRIDCAT_WAREHOUSE_URL") or "",
             api_admin_tokens=env.get("GRIDCAT_API_ADMIN_TOKENS") or "",
             api_read_tokens=env.get("GRIDCAT_API_READ_TOKENS") or "",
+            source=source,
+            google_ads={key: env[name] for key, name in GOOGLE_ADS_VARIABLES.items() if env.get(name)},
             from_process_env=frozenset(n for n in SECRET_VARIABLES if process and env.get(n)),
         )
 

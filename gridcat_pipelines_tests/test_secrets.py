@@ -1,11 +1,12 @@
-"""No database password reaches the Dagster UI, a run's config or its logs.
+"""No database password or Google Ads token reaches the Dagster UI, a run's config or its logs.
 
 The state store and the warehouse are PostgreSQL databases whose URLs carry a password (the
 test server trusts loopback, so any password works). The CLI runs the demo through Dagster on
 that setup, then the real ``dagster-webserver`` serves the code location, and the test reads,
 through its GraphQL, what a user of the UI can see: every resource's configured values, every
 run's config and tags, and every event of every run. The password appears in none of it, and
-the resources show the variables' names instead.
+the resources show the variables' names instead. The ``GOOGLE_ADS_*`` tokens (set here for the
+synthetic source, which ignores them) go the same way: each token contains the password string.
 """
 
 from __future__ import annotations
@@ -87,6 +88,10 @@ def test_no_password_reaches_the_dagster_ui_run_config_or_logs(tmp_path, pg_data
         "DAGSTER_HOME": str(tmp_path / "dagster"),
         "GRIDCAT_DB_URL": _with_password(pg_databases.create(), password),
         "GRIDCAT_WAREHOUSE_URL": _with_password(pg_databases.create(), password),
+        # Google Ads credentials set for the (here synthetic) source: they reach the resource too
+        "GOOGLE_ADS_DEVELOPER_TOKEN": f"dev-{password}",
+        "GOOGLE_ADS_CLIENT_SECRET": f"client-{password}",
+        "GOOGLE_ADS_REFRESH_TOKEN": f"refresh-{password}",
         "DAGSTER_DISABLE_TELEMETRY": "1",
     }
     demo = subprocess.run(
@@ -122,6 +127,8 @@ def test_no_password_reaches_the_dagster_ui_run_config_or_logs(tmp_path, pg_data
         }
         assert configured["state_store"]["db_url"] == ("ENV_VAR", "GRIDCAT_DB_URL")
         assert configured["warehouse"]["url"] == ("ENV_VAR", "GRIDCAT_WAREHOUSE_URL")
+        assert configured["ads_source"]["developer_token"] == ("ENV_VAR", "GOOGLE_ADS_DEVELOPER_TOKEN")
+        assert configured["ads_source"]["refresh_token"] == ("ENV_VAR", "GOOGLE_ADS_REFRESH_TOKEN")
 
         runs = _graphql(port, RUNS)["runsOrError"]["results"]
         seen.append(runs)

@@ -11,6 +11,7 @@ import sys
 
 from gridcat_pipelines.cli import (
     catalog_commands,
+    customers_commands,
     db_commands,
     demo_command,
     facet_commands,
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     lease_commands.register(commands)
     demo_command.register(commands)
     serve_command.register(commands)
+    customers_commands.register(commands)
     return parser
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from gridcat_pipelines.config import Settings, cached_pipeline_config
+from gridcat_pipelines.config import GOOGLE_ADS_VARIABLES, Settings, cached_pipeline_config
 from gridcat_pipelines.errors import not_found
 from gridcat_pipelines.feeds.models import CustomerConfig, FeedConfig, PipelineConfig
 from gridcat_pipelines.raw_sink.sink import RawSink
@@ -105,12 +105,11 @@ def from_env_or_value(settings: Settings, variable: str, value: str) -> str | dg
 def build_resources(settings: Settings, *, ads_source: dg.ConfigurableResource | None = None) -> dict:
     """Every resource of the code location, bound to ``settings``."""
     from gridcat_pipelines.defs.gate.resources import WarehouseResource
-    from gridcat_pipelines.defs.ingestion.resources import AdsSourceResource
 
     return {
         "state_store": StateStoreResource(db_url=from_env_or_value(settings, "GRIDCAT_DB_URL", settings.db_url)),
         "raw_sink": RawSinkResource(root=str(settings.raw_root)),
-        "ads_source": ads_source or AdsSourceResource(),
+        "ads_source": ads_source or ads_source_resource(settings),
         "pipeline_config": PipelineConfigResource(
             feeds_path=str(settings.feeds_path), customers_path=str(settings.customers_path)
         ),
@@ -120,6 +119,17 @@ def build_resources(settings: Settings, *, ads_source: dg.ConfigurableResource |
             url=from_env_or_value(settings, "GRIDCAT_WAREHOUSE_URL", settings.warehouse_url),
         ),
     }
+
+
+def ads_source_resource(settings: Settings) -> dg.ConfigurableResource:
+    """The Ads source of ``GRIDCAT_SOURCE``; for ``google_ads`` every ``GOOGLE_ADS_*`` setting that
+    is set goes in as ``dg.EnvVar`` (a value given by a test's settings goes in as it is)."""
+    from gridcat_pipelines.defs.ingestion.resources import AdsSourceResource
+
+    google_ads = {
+        key: from_env_or_value(settings, GOOGLE_ADS_VARIABLES[key], value) for key, value in settings.google_ads.items()
+    }
+    return AdsSourceResource(kind=settings.source, **google_ads)
 
 
 @dg.definitions

@@ -6,6 +6,7 @@ from functools import cached_property
 
 import dagster as dg
 
+from gridcat_pipelines.config import GOOGLE_ADS_KEYS
 from gridcat_pipelines.sources.base import AdsSource
 from gridcat_pipelines.sources.faults import FaultPlan
 from gridcat_pipelines.sources.synthetic import SyntheticSource
@@ -14,8 +15,10 @@ from gridcat_pipelines.sources.synthetic import SyntheticSource
 class AdsSourceResource(dg.ConfigurableResource):
     """The Ads source: ``synthetic`` (deterministic, with fault injection) or ``google_ads``.
 
-    For ``google_ads`` the credentials are given as ``dg.EnvVar`` of the ``GOOGLE_ADS_*``
-    variables, never as literal values.
+    For ``google_ads`` the fields below ``forced_faults`` are the google-ads library's own
+    settings (``GOOGLE_ADS_<FIELD>``); ``build_resources`` gives every one that is set as
+    ``dg.EnvVar``, so no token reaches the Dagster UI, run config or logs. Unset ones stay
+    empty and are not passed to the library.
     """
 
     kind: str = "synthetic"
@@ -27,7 +30,14 @@ class AdsSourceResource(dg.ConfigurableResource):
     client_id: str = ""
     client_secret: str = ""
     refresh_token: str = ""
+    json_key_file_path: str = ""
+    impersonated_email: str = ""
+    use_application_default_credentials: str = ""
     login_customer_id: str = ""
+    linked_customer_id: str = ""
+    endpoint: str = ""
+    http_proxy: str = ""
+    configuration_file_path: str = ""
 
     @cached_property
     def source(self) -> AdsSource:
@@ -39,11 +49,9 @@ class AdsSourceResource(dg.ConfigurableResource):
         if self.kind == "google_ads":
             from gridcat_pipelines.sources.google_ads import GoogleAdsApiSource
 
+            settings = {key: getattr(self, key) for key in GOOGLE_ADS_KEYS if key != "configuration_file_path"}
             return GoogleAdsApiSource(
-                developer_token=self.developer_token,
-                client_id=self.client_id,
-                client_secret=self.client_secret,
-                refresh_token=self.refresh_token,
-                login_customer_id=self.login_customer_id or None,
+                settings={key: value for key, value in settings.items() if value},
+                configuration_file=self.configuration_file_path or None,
             )
         raise ValueError(f"ads source kind {self.kind!r}: use synthetic or google_ads")

@@ -1,0 +1,66 @@
+"""Choosing the Ads source (``GRIDCAT_SOURCE``) and what happens without Google Ads credentials:
+the pull fails with one line that names what to set, and nothing is retried."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import pytest
+
+from gridcat_pipelines.cli.main import main
+from gridcat_pipelines.config import Settings
+from gridcat_pipelines.defs.resources import build_resources
+from gridcat_pipelines.errors import INVALID_ARGUMENT, GridcatError
+
+PULL = ["pull", "--customer", "123-456-7890", "--query", "campaign", "--date", "2026-11-20", "--json"]
+
+
+def test_gridcat_source_is_synthetic_or_google_ads():
+    assert Settings.from_env({}).source == "synthetic"
+    assert Settings.from_env({"GRIDCAT_SOURCE": "google_ads"}).source == "google_ads"
+    with pytest.raises(GridcatError) as err:
+        Settings.from_env({"GRIDCAT_SOURCE": "bing_ads"})
+    assert err.value.code == INVALID_ARGUMENT and "GRIDCAT_SOURCE" in err.value.message
+
+
+def test_google_ads_settings_reach_the_resource_by_name_only(monkeypatch, tmp_path):
+    monkeypatch.setenv("GRIDCAT_HOME", str(tmp_path))
+    monkeypatch.setenv("GRIDCAT_SOURCE", "google_ads")
+    monkeypatch.setenv("GOOGLE_ADS_DEVELOPER_TOKEN", "a-developer-token")
+    monkeypatch.setenv("GOOGLE_ADS_LOGIN_CUSTOMER_ID", "1112223333")
+    settings = Settings.from_env()
+    assert "a-developer-token" not in repr(settings)
+    source = build_resources(settings)["ads_source"]
+    assert source.kind == "google_ads"
+    assert isinstance(source.developer_token, dg.EnvVar) and source.developer_token == "GOOGLE_ADS_DEVELOPER_TOKEN"
+    assert source.login_customer_id == "GOOGLE_ADS_LOGIN_CUSTOMER_ID"
+
+
+def test_a_pull_without_credentials_fails_once_with_one_line_naming_what_to_set(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("GRIDCAT_HOME", str(tmp_path))
+    monkeypatch.delenv("GRIDCAT_DB_URL", raising=False)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.setenv("GRIDCAT_SOURCE", "google_ads")
+    for name in [k for k in list(__import__("os").environ) if k.startswith("GOOGLE_ADS_")]:
+        monkeypatch.delenv(name)
+    assert main(["db", "upgrade"]) == 0
+    capsys.readouterr()
+    code = main(PULL)
+    _, err = capsys.readouterr()
+    assert code == 1
+    error = json.loads(err.strip().splitlines()[-1])
+    assert "GOOGLE_ADS_DEVELOPER_TOKEN" in error["message"], error
+    failed_lines = [line for line in err.splitlines() if line.strip().startswith("failed:")]
+    assert len(failed_lines) == 1 and "GOOGLE_ADS_DEVELOPER_TOKEN" in failed_lines[0], err
+    assert "Traceback" not in err and "Stack Trace" not in err
+    # no retry storm: the raw step ran once
+    instance = dg.DagsterInstance.from_config(str(tmp_path / "dagster"))
+    (run,) = instance.get_runs()
+    restarts = [
+        e
+        for e in instance.all_logs(run.run_id)
+        if e.dagster_event and e.dagster_event.event_type_value == "STEP_RESTARTED"
+    ]
+    assert restarts == []
+    instance.dispose()
