@@ -105,17 +105,23 @@ class Settings:
         )
 
     def pipeline_config(self) -> PipelineConfig:
-        """The feed and customer config at this setting's paths (parsed once per file version)."""
-        return cached_pipeline_config(self.feeds_path, self.customers_path)
+        """The feed and customer config at this setting's paths (parsed once per file version);
+        feeds the synthetic source cannot generate load only when it is not the source."""
+        return cached_pipeline_config(self.feeds_path, self.customers_path, synthetic_source=self.source == "synthetic")
 
 
 @lru_cache(maxsize=8)
-def _load_config(feeds_path: str, customers_path: str, stamp: tuple[float, float]) -> PipelineConfig:
+def _load_config(
+    feeds_path: str, customers_path: str, stamp: tuple[float, float], synthetic_source: bool
+) -> PipelineConfig:
     """Parse and check the config once per process and file version (``stamp`` = the files' mtimes)."""
-    return load_pipeline_config(feeds_path, customers_path)
+    return load_pipeline_config(feeds_path, customers_path, synthetic_source=synthetic_source)
 
 
-def cached_pipeline_config(feeds_path: str | Path, customers_path: str | Path) -> PipelineConfig:
-    """The config at these paths, re-read only when a file changed."""
+def cached_pipeline_config(
+    feeds_path: str | Path, customers_path: str | Path, *, synthetic_source: bool = True
+) -> PipelineConfig:
+    """The config at these paths, re-read only when a file changed (see ``load_pipeline_config``
+    for ``synthetic_source``)."""
     stamp = (Path(feeds_path).stat().st_mtime, Path(customers_path).stat().st_mtime)
-    return _load_config(str(feeds_path), str(customers_path), stamp)
+    return _load_config(str(feeds_path), str(customers_path), stamp, synthetic_source)

@@ -64,3 +64,30 @@ def test_a_pull_without_credentials_fails_once_with_one_line_naming_what_to_set(
     ]
     assert restarts == []
     instance.dispose()
+
+
+def test_a_feed_the_synthetic_source_cannot_make_loads_when_google_ads_pulls(tmp_path):
+    import yaml
+
+    from gridcat_pipelines.config import REPO_ROOT
+    from gridcat_pipelines.feeds.loader import ConfigError
+
+    doc = yaml.safe_load((REPO_ROOT / "config" / "google_apis.yaml").read_text())
+    extra = dict(doc["feeds"][0])
+    extra["name"], extra["resource"] = "mystery_report", "mystery_view"
+    extra["gaql"] = extra["gaql"].replace("FROM campaign", "FROM mystery_view")
+    doc["feeds"].append(extra)
+    feeds = tmp_path / "google_apis.yaml"
+    feeds.write_text(yaml.safe_dump(doc, sort_keys=False))
+    env = {"GRIDCAT_HOME": str(tmp_path), "GRIDCAT_FEEDS_CONFIG": str(feeds)}
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env(env).pipeline_config()
+    assert "GENERATORS" in err.value.reason
+    config = Settings.from_env({**env, "GRIDCAT_SOURCE": "google_ads"}).pipeline_config()
+    assert "mystery_report" in config.feeds
+    assert (
+        build_resources(Settings.from_env({**env, "GRIDCAT_SOURCE": "google_ads"}))[
+            "pipeline_config"
+        ].config.feeds.keys()
+        == config.feeds.keys()
+    )

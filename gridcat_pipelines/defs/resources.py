@@ -75,11 +75,12 @@ class PipelineConfigResource(dg.ConfigurableResource):
 
     feeds_path: str
     customers_path: str
+    synthetic_source: bool = True  # the synthetic source pulls: every feed must be one it generates
 
     @cached_property
     def config(self) -> PipelineConfig:
         """The loaded, validated config."""
-        return cached_pipeline_config(self.feeds_path, self.customers_path)
+        return cached_pipeline_config(self.feeds_path, self.customers_path, synthetic_source=self.synthetic_source)
 
     def feed(self, name: str) -> FeedConfig:
         """The feed called ``name``."""
@@ -111,7 +112,9 @@ def build_resources(settings: Settings, *, ads_source: dg.ConfigurableResource |
         "raw_sink": RawSinkResource(root=str(settings.raw_root)),
         "ads_source": ads_source or ads_source_resource(settings),
         "pipeline_config": PipelineConfigResource(
-            feeds_path=str(settings.feeds_path), customers_path=str(settings.customers_path)
+            feeds_path=str(settings.feeds_path),
+            customers_path=str(settings.customers_path),
+            synthetic_source=settings.source == "synthetic",
         ),
         "warehouse": WarehouseResource(
             root=str(settings.warehouse_root),
