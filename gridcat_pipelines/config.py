@@ -10,7 +10,8 @@ that database instead of the Parquet dataset under ``$GRIDCAT_HOME/warehouse``.
 ``gridcat serve`` accepts. ``GRIDCAT_SOURCE`` is ``synthetic`` (default) or ``google_ads``; the
 Google Ads credentials follow the google-ads library's own conventions: its ``GOOGLE_ADS_*``
 variables (:data:`GOOGLE_ADS_KEYS`) and ``GOOGLE_ADS_CONFIGURATION_FILE_PATH`` (a
-``google-ads.yaml``).
+``google-ads.yaml``); ``GRIDCAT_GOOGLE_ADS_API_VERSION`` overrides the API version the adapter
+pins (``sources.google_ads.DEFAULT_API_VERSION``).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class Settings:
     api_admin_tokens: str = field(default="", repr=False)  # comma-separated; never printed
     api_read_tokens: str = field(default="", repr=False)
     source: str = "synthetic"  # GRIDCAT_SOURCE: synthetic | google_ads
+    google_ads_api_version: str = ""  # GRIDCAT_GOOGLE_ADS_API_VERSION; empty: the adapter's pinned one
     # the google-ads library's settings that are set, by its key (GOOGLE_ADS_KEYS); never printed
     google_ads: Mapping[str, str] = field(default_factory=dict, repr=False)
     # which SECRET_VARIABLES were read from the process environment (os.environ)
@@ -100,6 +102,7 @@ class Settings:
             api_admin_tokens=env.get("GRIDCAT_API_ADMIN_TOKENS") or "",
             api_read_tokens=env.get("GRIDCAT_API_READ_TOKENS") or "",
             source=source,
+            google_ads_api_version=env.get("GRIDCAT_GOOGLE_ADS_API_VERSION") or "",
             google_ads={key: env[name] for key, name in GOOGLE_ADS_VARIABLES.items() if env.get(name)},
             from_process_env=frozenset(n for n in SECRET_VARIABLES if process and env.get(n)),
         )

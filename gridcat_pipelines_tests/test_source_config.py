@@ -10,8 +10,10 @@ import pytest
 
 from gridcat_pipelines.cli.main import main
 from gridcat_pipelines.config import Settings
+from gridcat_pipelines.defs.ingestion.resources import AdsSourceResource
 from gridcat_pipelines.defs.resources import build_resources
 from gridcat_pipelines.errors import INVALID_ARGUMENT, GridcatError
+from gridcat_pipelines.sources.google_ads import DEFAULT_API_VERSION
 
 PULL = ["pull", "--customer", "123-456-7890", "--query", "campaign", "--date", "2026-11-20", "--json"]
 
@@ -35,6 +37,11 @@ def test_google_ads_settings_reach_the_resource_by_name_only(monkeypatch, tmp_pa
     assert source.kind == "google_ads"
     assert isinstance(source.developer_token, dg.EnvVar) and source.developer_token == "GOOGLE_ADS_DEVELOPER_TOKEN"
     assert source.login_customer_id == "GOOGLE_ADS_LOGIN_CUSTOMER_ID"
+    assert source.api_version == ""
+    assert AdsSourceResource(kind="google_ads").source.version == DEFAULT_API_VERSION, "pinned unless configured"
+    monkeypatch.setenv("GRIDCAT_GOOGLE_ADS_API_VERSION", "v25")
+    assert build_resources(Settings.from_env())["ads_source"].api_version == "v25"
+    assert AdsSourceResource(kind="google_ads", api_version="v25").source.version == "v25"
 
 
 def test_a_pull_without_credentials_fails_once_with_one_line_naming_what_to_set(tmp_path, monkeypatch, capsys):

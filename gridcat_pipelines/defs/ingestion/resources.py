@@ -22,6 +22,7 @@ class AdsSourceResource(dg.ConfigurableResource):
     """
 
     kind: str = "synthetic"
+    api_version: str = ""  # empty: the version the adapter pins
     seed: int = 0
     fault_rate: float = 0.0
     # "<customer_id>|<query_name>|<YYYY-MM-DD>" -> fault kind, injected on that partition's first pull
@@ -53,5 +54,6 @@ class AdsSourceResource(dg.ConfigurableResource):
             return GoogleAdsApiSource(
                 settings={key: value for key, value in settings.items() if value},
                 configuration_file=self.configuration_file_path or None,
+                **({"version": self.api_version} if self.api_version else {}),
             )
         raise ValueError(f"ads source kind {self.kind!r}: use synthetic or google_ads")
