@@ -25,28 +25,19 @@ from pathlib import Path
 from gridcat_pipelines.errors import invalid_argument
 from gridcat_pipelines.feeds.loader import load_pipeline_config
 from gridcat_pipelines.feeds.models import PipelineConfig
+from gridcat_pipelines.sources.google_ads import ENV_PREFIX, SETTING_KEYS, google_ads_settings_from
+
+CONFIGURATION_FILE_KEY = "configuration_file_path"
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Settings that may hold a secret (a database URL with its password, a token): the Dagster
 # layer hands them to resources as ``dg.EnvVar(name)`` when they came from the process
 # environment, so the value never reaches the Dagster UI, run config or logs.
 SOURCES = ("synthetic", "google_ads")
-# The google-ads library's own settings, read from GOOGLE_ADS_<KEY> (its config module's names).
-GOOGLE_ADS_KEYS = (
-    "developer_token",
-    "client_id",
-    "client_secret",
-    "refresh_token",
-    "json_key_file_path",
-    "impersonated_email",
-    "use_application_default_credentials",
-    "login_customer_id",
-    "linked_customer_id",
-    "endpoint",
-    "http_proxy",
-    "configuration_file_path",
-)
-GOOGLE_ADS_VARIABLES = {key: f"GOOGLE_ADS_{key.upper()}" for key in GOOGLE_ADS_KEYS}
+# The google-ads library's own settings (``sources.google_ads.SETTING_KEYS``, each read from
+# GOOGLE_ADS_<KEY> as the library does) and the google-ads.yaml path: one list for both.
+GOOGLE_ADS_KEYS = (*SETTING_KEYS, CONFIGURATION_FILE_KEY)
+GOOGLE_ADS_VARIABLES = {key: ENV_PREFIX + key.upper() for key in GOOGLE_ADS_KEYS}
 SECRET_VARIABLES = ("GRIDCAT_DB_URL", "GRIDCAT_WAREHOUSE_URL", *GOOGLE_ADS_VARIABLES.values())
 
 
@@ -103,7 +94,7 @@ class Settings:
             api_read_tokens=env.get("GRIDCAT_API_READ_TOKENS") or "",
             source=source,
             google_ads_api_version=env.get("GRIDCAT_GOOGLE_ADS_API_VERSION") or "",
-            google_ads={key: env[name] for key, name in GOOGLE_ADS_VARIABLES.items() if env.get(name)},
+            google_ads=_google_ads_settings(env),
             from_process_env=frozenset(n for n in SECRET_VARIABLES if process and env.get(n)),
         )
 
@@ -111,6 +102,12 @@ class Settings:
         """The feed and customer config at this setting's paths (parsed once per file version);
         feeds the synthetic source cannot generate load only when it is not the source."""
         return cached_pipeline_config(self.feeds_path, self.customers_path, synthetic_source=self.source == "synthetic")
+
+
+def _google_ads_settings(env: Mapping[str, str]) -> dict[str, str]:
+    """The google-ads settings ``env`` sets, by key, with the google-ads.yaml path among them."""
+    settings, configuration_file = google_ads_settings_from(env)
+    return {**settings, CONFIGURATION_FILE_KEY: configuration_file} if configuration_file else settings
 
 
 @lru_cache(maxsize=8)

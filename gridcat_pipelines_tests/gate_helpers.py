@@ -10,6 +10,7 @@ import dagster as dg
 import pytest
 
 from gridcat_pipelines.cli.dagster_instance import ensure_instance
+from gridcat_pipelines.cli.local_runs import evaluate_sensor
 from gridcat_pipelines.config import Settings
 from gridcat_pipelines.definitions import build_defs
 from gridcat_pipelines.defs.gate.sensors import GATE_SENSOR_NAME
@@ -25,20 +26,9 @@ class Gate:
 
     def __init__(self, defs: dg.Definitions, instance: dg.DagsterInstance):
         self.defs, self.instance, self.cursor = defs, instance, None
-        self.sensor = defs.resolve_sensor_def(GATE_SENSOR_NAME)
 
     def tick(self) -> list[dg.RunRequest]:
-        with (
-            dg.build_sensor_context(
-                instance=self.instance,
-                cursor=self.cursor,
-                resources=self.defs.resources,
-                repository_def=self.defs.get_repository_def(),
-                sensor_name=GATE_SENSOR_NAME,
-            ) as ctx,
-            dg.partition_loading_context(dynamic_partitions_store=self.instance),
-        ):
-            result = self.sensor.evaluate_tick(ctx)
+        result = evaluate_sensor(self.defs, self.instance, GATE_SENSOR_NAME, self.cursor)
         self.cursor = result.cursor
         return list(result.run_requests or [])
 

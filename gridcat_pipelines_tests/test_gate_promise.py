@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pytest
 
-from gridcat_pipelines.cli.local_runs import run_load
+from gridcat_pipelines.cli.local_runs import evaluate_sensor, run_load
 from gridcat_pipelines.cli.main import main
 from gridcat_pipelines.defs.gate.assets import SOURCE_TAG, run_id_tag
 from gridcat_pipelines.defs.gate.sensors import RECONCILE_SENSOR_NAME
@@ -158,18 +158,7 @@ def test_many_loaders_racing_re_points_end_with_the_authoritative_run(store, tmp
 
 
 def _reconcile_tick(defs, instance) -> list[dg.RunRequest]:
-    sensor = defs.resolve_sensor_def(RECONCILE_SENSOR_NAME)
-    with (
-        dg.build_sensor_context(
-            instance=instance,
-            resources=defs.resources,
-            repository_def=defs.get_repository_def(),
-            sensor_name=RECONCILE_SENSOR_NAME,
-        ) as ctx,
-        dg.partition_loading_context(dynamic_partitions_store=instance),
-    ):
-        result = sensor.evaluate_tick(ctx)
-    return list(result.run_requests or [])
+    return list(evaluate_sensor(defs, instance, RECONCILE_SENSOR_NAME).run_requests or [])
 
 
 def test_a_failed_load_is_found_and_retried_without_a_state_change(env, monkeypatch, capsys):

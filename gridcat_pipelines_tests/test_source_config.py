@@ -44,6 +44,16 @@ def test_google_ads_settings_reach_the_resource_by_name_only(monkeypatch, tmp_pa
     assert AdsSourceResource(kind="google_ads", api_version="v25").source.version == "v25"
 
 
+def test_every_google_ads_setting_has_a_field_on_the_ads_source_resource(monkeypatch, tmp_path):
+    from gridcat_pipelines.config import GOOGLE_ADS_VARIABLES
+
+    monkeypatch.setenv("GRIDCAT_HOME", str(tmp_path))
+    for name in GOOGLE_ADS_VARIABLES.values():
+        monkeypatch.setenv(name, "set")
+    resource = build_resources(Settings.from_env())["ads_source"]
+    assert all(getattr(resource, key) == name for key, name in GOOGLE_ADS_VARIABLES.items())
+
+
 def test_a_pull_without_credentials_fails_once_with_one_line_naming_what_to_set(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("GRIDCAT_HOME", str(tmp_path))
     monkeypatch.delenv("GRIDCAT_DB_URL", raising=False)

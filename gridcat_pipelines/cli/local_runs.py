@@ -192,21 +192,29 @@ def pull_one(
     return PullOutcome(run_id=meta["run_id"].value, outcome=meta["outcome"].value, dagster_run_id=result.run_id)
 
 
-def gate_tick(defs: dg.Definitions, instance: dg.DagsterInstance) -> list[dg.RunRequest]:
-    """Evaluate the gate sensor once, as the daemon would, and store its new cursor."""
-    sensor = defs.resolve_sensor_def(GATE_SENSOR_NAME)
-    cursor = instance.run_storage.get_cursor_values({_cursor_key()}).get(_cursor_key())
+def evaluate_sensor(
+    defs: dg.Definitions, instance: dg.DagsterInstance, sensor_name: str, cursor: str | None = None
+) -> dg.SensorResult:
+    """One tick of sensor ``sensor_name`` from ``cursor``, evaluated as the daemon would
+    (its resources, the repository, dynamic partitions read from ``instance``)."""
+    sensor = defs.resolve_sensor_def(sensor_name)
     with (
         dg.build_sensor_context(
             instance=instance,
             cursor=cursor,
             resources=defs.resources,
             repository_def=defs.get_repository_def(),
-            sensor_name=GATE_SENSOR_NAME,
+            sensor_name=sensor_name,
         ) as ctx,
         dg.partition_loading_context(dynamic_partitions_store=instance),
     ):
-        result = sensor.evaluate_tick(ctx)
+        return sensor.evaluate_tick(ctx)
+
+
+def gate_tick(defs: dg.Definitions, instance: dg.DagsterInstance) -> list[dg.RunRequest]:
+    """Evaluate the gate sensor once, as the daemon would, and store its new cursor."""
+    cursor = instance.run_storage.get_cursor_values({_cursor_key()}).get(_cursor_key())
+    result = evaluate_sensor(defs, instance, GATE_SENSOR_NAME, cursor)
     if result.cursor is not None:
         instance.run_storage.set_cursor_values({_cursor_key(): result.cursor})
     return list(result.run_requests or [])

@@ -6,7 +6,6 @@ from functools import cached_property
 
 import dagster as dg
 
-from gridcat_pipelines.config import GOOGLE_ADS_KEYS
 from gridcat_pipelines.sources.base import AdsSource
 from gridcat_pipelines.sources.faults import FaultPlan
 from gridcat_pipelines.sources.synthetic import SyntheticSource
@@ -38,6 +37,10 @@ class AdsSourceResource(dg.ConfigurableResource):
     linked_customer_id: str = ""
     endpoint: str = ""
     http_proxy: str = ""
+    logging: str = ""
+    ads_assistant: str = ""
+    path_to_private_key_file: str = ""  # deprecated spellings the library still accepts
+    delegated_account: str = ""
     configuration_file_path: str = ""
 
     @cached_property
@@ -48,9 +51,9 @@ class AdsSourceResource(dg.ConfigurableResource):
             plan = FaultPlan(seed=self.seed, rate=self.fault_rate, forced=forced)
             return SyntheticSource(seed=self.seed, faults=plan)
         if self.kind == "google_ads":
-            from gridcat_pipelines.sources.google_ads import GoogleAdsApiSource
+            from gridcat_pipelines.sources.google_ads import SETTING_KEYS, GoogleAdsApiSource
 
-            settings = {key: getattr(self, key) for key in GOOGLE_ADS_KEYS if key != "configuration_file_path"}
+            settings = {key: getattr(self, key) for key in SETTING_KEYS}
             return GoogleAdsApiSource(
                 settings={key: value for key, value in settings.items() if value},
                 configuration_file=self.configuration_file_path or None,
