@@ -11,7 +11,10 @@ that database instead of the Parquet dataset under ``$GRIDCAT_HOME/warehouse``.
 Google Ads credentials follow the google-ads library's own conventions: its ``GOOGLE_ADS_*``
 variables (:data:`GOOGLE_ADS_KEYS`) and ``GOOGLE_ADS_CONFIGURATION_FILE_PATH`` (a
 ``google-ads.yaml``); ``GRIDCAT_GOOGLE_ADS_API_VERSION`` overrides the API version the adapter
-pins (``sources.google_ads.DEFAULT_API_VERSION``).
+pins (``sources.google_ads.DEFAULT_API_VERSION``). ``GRIDCAT_ADS_MAX_IN_FLIGHT`` (default 8) caps the
+API requests one run keeps in flight; ``GRIDCAT_SYNTHETIC_LATENCY_MS`` and
+``GRIDCAT_SYNTHETIC_BATCH_DELAY_MS`` give the synthetic source a simulated round-trip per query
+and a delay per streamed batch.
 """
 
 from __future__ import annotations
@@ -55,6 +58,9 @@ class Settings:
     api_read_tokens: str = field(default="", repr=False)
     source: str = "synthetic"  # GRIDCAT_SOURCE: synthetic | google_ads
     google_ads_api_version: str = ""  # GRIDCAT_GOOGLE_ADS_API_VERSION; empty: the adapter's pinned one
+    ads_max_in_flight: int = 8  # GRIDCAT_ADS_MAX_IN_FLIGHT: API requests one run keeps in flight
+    synthetic_latency_ms: float = 0.0  # GRIDCAT_SYNTHETIC_LATENCY_MS: per query
+    synthetic_batch_delay_ms: float = 0.0  # GRIDCAT_SYNTHETIC_BATCH_DELAY_MS: per streamed batch
     # the google-ads library's settings that are set, by its key (GOOGLE_ADS_KEYS); never printed
     google_ads: Mapping[str, str] = field(default_factory=dict, repr=False)
     # which SECRET_VARIABLES were read from the process environment (os.environ)
@@ -94,6 +100,9 @@ class Settings:
             api_read_tokens=env.get("GRIDCAT_API_READ_TOKENS") or "",
             source=source,
             google_ads_api_version=env.get("GRIDCAT_GOOGLE_ADS_API_VERSION") or "",
+            ads_max_in_flight=_number(env, "GRIDCAT_ADS_MAX_IN_FLIGHT", 8, int, 1, 1000),
+            synthetic_latency_ms=_number(env, "GRIDCAT_SYNTHETIC_LATENCY_MS", 0.0, float, 0, 600_000),
+            synthetic_batch_delay_ms=_number(env, "GRIDCAT_SYNTHETIC_BATCH_DELAY_MS", 0.0, float, 0, 600_000),
             google_ads=_google_ads_settings(env),
             from_process_env=frozenset(n for n in SECRET_VARIABLES if process and env.get(n)),
         )
@@ -102,6 +111,21 @@ class Settings:
         """The feed and customer config at this setting's paths (parsed once per file version);
         feeds the synthetic source cannot generate load only when it is not the source."""
         return cached_pipeline_config(self.feeds_path, self.customers_path, synthetic_source=self.source == "synthetic")
+
+
+def _number(env: Mapping[str, str], name: str, default, kind: type, low: float, high: float):
+    """``env[name]`` as ``kind`` within ``low``..``high``, else ``default`` when unset; a clear error otherwise."""
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= high:
+        kind_name = "an integer" if kind is int else "a number"
+        raise invalid_argument(f"{name}={raw!r}: must be {kind_name} from {low:g} to {high:g}")
+    return value
 
 
 def _google_ads_settings(env: Mapping[str, str]) -> dict[str, str]:

@@ -28,7 +28,7 @@ def build_defs(
     settings = settings or Settings.from_env()
     config = settings.pipeline_config()
     return dg.Definitions.merge(
-        build_ingestion_defs(config),
+        build_ingestion_defs(config, settings.source),
         build_gate_defs(config),
         build_retention_defs(),
         build_catalog_defs(),

@@ -14,6 +14,7 @@ the cursor always moves past every change read.
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -49,7 +50,7 @@ def plan_loads(
     cursor: int,
     *,
     feeds: set[str],
-    customers: set[str],
+    customers: Container[str],
     start_date: date,
     end_date: date,
     source: str = DEFAULT_SOURCE,
@@ -83,11 +84,3 @@ def plan_loads(
         if state.status == "success" and state.current_run_id == change.run_id and state.version == change.version:
             plan.loads.append(PlannedLoad(key=key, run_id=change.run_id, version=change.version))
     return plan
-
-
-def loads_by_partition(loads: list[PlannedLoad]) -> dict[tuple[str, date], list[PlannedLoad]]:
-    """Loads grouped by ``(customer_id, day)`` (one Dagster partition, one run), feeds sorted."""
-    groups: dict[tuple[str, date], list[PlannedLoad]] = {}
-    for load in loads:
-        groups.setdefault((load.key.customer_id, load.key.logical_date), []).append(load)
-    return {k: sorted(v, key=lambda load: load.key.query_name) for k, v in sorted(groups.items())}

@@ -36,6 +36,7 @@ from gridcat_pipelines.defs.gate.assets import run_id_tag, warehouse_key
 from gridcat_pipelines.defs.gate.sensors import GATE_SENSOR_NAME, RECONCILE_SENSOR_NAME, WAREHOUSE_JOB_NAME
 from gridcat_pipelines.defs.ingestion.jobs import INGEST_JOB_NAME
 from gridcat_pipelines.defs.ingestion.partitions import CUSTOMERS_PARTITION
+from gridcat_pipelines.defs.ingestion.run_scope import request_scope
 from gridcat_pipelines.raw_sink.sink import RawSink
 from gridcat_pipelines.state import PartitionKey, StateStore
 from gridcat_pipelines.warehouse.parquet_target import ParquetWarehouse
@@ -49,11 +50,6 @@ FEEDS = ["campaign", "ad_group"]  # two feeds keep every run short; the flow is 
 CUSTOMERS = ["1234567890", "2345678901"]
 SCHEDULE_NAME = "google_ads_daily_pull"
 DAEMON_STOP_TIMEOUT = 30
-# The ingest runs the test submits execute their steps in the run worker's process (the job's
-# default executor starts a Python process per step, ~3 s each on a small machine). The run
-# itself is still dequeued and launched in a process of its own by the daemon; the gate's
-# load runs keep the default executor.
-IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
 
 
 # ----------------------------------------------------------------------------- environment
@@ -209,9 +205,12 @@ def _submit(env: dict[str, str], defs: dg.Definitions, requests: list[dg.RunRequ
     partitions_def = defs.resolve_job_def(INGEST_JOB_NAME).partitions_def
     procs = []
     for request in requests:
+        partition_tags = (
+            {} if request.partition_key is None else partitions_def.get_tags_for_partition_key(request.partition_key)
+        )  # a range run's tags name its range already
         tags = {
             **request.tags,
-            **partitions_def.get_tags_for_partition_key(request.partition_key),
+            **partition_tags,
             "gridcat/launched_as": f"{SCHEDULE_NAME} tick, run_key {request.run_key}",
         }
         procs.append(
@@ -226,8 +225,6 @@ def _submit(env: dict[str, str], defs: dg.Definitions, requests: list[dg.RunRequ
                     INGEST_JOB_NAME,
                     "--tags",
                     json.dumps(tags),
-                    "--config-json",
-                    json.dumps(IN_PROCESS),
                 ],
                 cwd=REPO,
                 env=env,
@@ -348,16 +345,25 @@ def test_daemon_schedule_and_gate_load_exactly_the_authoritative_runs(e2e_env, d
         tick = datetime.combine(today, dtime(12, 0), tzinfo=UTC)
         day = today - timedelta(days=1)
         requests = _schedule_run_requests(defs, instance, tick)
-        assert {r.partition_key for r in requests} >= {f"{c}|{day.isoformat()}" for c in CUSTOMERS}
-        todays = [r for r in requests if r.tags["gridcat/logical_date"] == day.isoformat()]
-        assert len(todays) == len(CUSTOMERS)
+        config = defs.resources["pipeline_config"].config
+        partitions_def = defs.resolve_job_def(INGEST_JOB_NAME).partitions_def
+        covered = {
+            (c, part.day)
+            for r in requests
+            for part in request_scope(config, partitions_def, instance, r)
+            for c in part.customer_ids
+        }
+        assert covered >= {(c, day) for c in CUSTOMERS}
+        # both zones' windows are new at this tick and alike: one packed run covers both customers
+        assert len(requests) == 1 and requests[0].partition_key_range is not None
+        todays = requests
 
         daemon = daemon_factory(env)
         world = World(instance, store, ParquetWarehouse(str(settings.warehouse_root)), day, daemon)
         try:
             _submit(env, defs, todays)
             ingest_runs = world.runs(INGEST_JOB_NAME)
-            assert len(ingest_runs) == len(CUSTOMERS)
+            assert len(ingest_runs) == len(todays)
 
             # 1. the daemon runs the ingest runs; the gate sensor loads every partition by itself
             world.wait_for("the ingest runs and the first loads", lambda: not world.out_of_sync(), timeout=180)
@@ -410,8 +416,8 @@ def test_daemon_schedule_and_gate_load_exactly_the_authoritative_runs(e2e_env, d
             print(f"[{time.monotonic() - started:.0f}s] re-pointed run loaded again")
 
             world.wait_for("every run to finish", world.all_runs_finished, timeout=60)
-            ingest = world.runs(INGEST_JOB_NAME)  # the two queued ones and the one `gridcat pull` ran
-            assert len(ingest) == len(CUSTOMERS) + 1 and all(r.status == dg.DagsterRunStatus.SUCCESS for r in ingest)
+            ingest = world.runs(INGEST_JOB_NAME)  # the queued one(s) and the one `gridcat pull` ran
+            assert len(ingest) == len(todays) + 1 and all(r.status == dg.DagsterRunStatus.SUCCESS for r in ingest)
 
             # the warehouse holds exactly the authoritative run of every success partition
             for key in world.keys:
@@ -441,7 +447,9 @@ def test_daemon_schedule_and_gate_load_exactly_the_authoritative_runs(e2e_env, d
                 for r in reversed(loads)
                 if r.tags.get("dagster/partition") == moved_partition
             ]
-            assert [r for r in loaded_runs if r][-3:] == [first_run, second_run, first_run], loaded_runs
+            # the first load came in a packed range run (no planned run in its tags); the re-pull
+            # and the re-point are single customer-days, each loaded with the run the gate planned
+            assert [r for r in loaded_runs if r][-2:] == [second_run, first_run], loaded_runs
 
             # 4. a load that fails (the raw run is unreachable while it runs) is retried by the
             #    reconcile sensor on its own, with no state change, once storage is back

@@ -20,6 +20,7 @@ from gridcat_pipelines.defs.ingestion.assets import raw_key, validated_key
 from gridcat_pipelines.defs.ingestion.jobs import INGEST_JOB_NAME
 from gridcat_pipelines.defs.ingestion.partitions import CUSTOMERS_PARTITION, partition_key
 from gridcat_pipelines.defs.ingestion.resources import AdsSourceResource
+from gridcat_pipelines.defs.ingestion.run_scope import request_scope
 from gridcat_pipelines.defs.ingestion.schedules import DAILY_PULL_CRON, DAILY_PULL_SCHEDULE_NAME
 from gridcat_pipelines.defs.ingestion.sensors import sync_customer_partitions
 from gridcat_pipelines.defs.resources import PipelineConfigResource
@@ -168,9 +169,11 @@ def test_crash_mid_write_never_becomes_success_and_transient_errors_retry(settin
     report = validate_run(sink, _key("campaign", day), crashed[0].run_id, config.feeds["campaign"])
     assert not report.passed and report.result("metadata_consistency").failed
 
-    retried = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
-    assert retried and "ad_group" in retried[0].step_key
+    # the transient error is retried in the step (a new raw run); only the crashed feed fails
+    failed_steps = [e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert failed_steps == ["ingest_campaign"]
     assert store.get(_key("ad_group", day)).status == "success"
+    assert len(sink.list_runs(_key("ad_group", day), include_incomplete=True)) >= 1
 
     # re-pull the crashed partition: a new, complete run becomes authoritative
     assert job.execute_in_process(
@@ -220,13 +223,16 @@ def _tick(defs, instance, tick: datetime) -> dg.ScheduleExecutionData:
         return schedule.evaluate_tick(ctx)
 
 
-def _days_by_customer(requests) -> dict[str, list[date]]:
+def _days_by_customer(defs, instance, requests) -> dict[str, list[date]]:
+    """Each customer's days the runs of ``requests`` cover (newest first)."""
+    job = defs.resolve_job_def(INGEST_JOB_NAME)
+    config = defs.resources["pipeline_config"].config
     days: dict[str, list[date]] = {}
     for request in requests:
-        days.setdefault(request.tags["gridcat/customer_id"], []).append(
-            date.fromisoformat(request.tags["gridcat/logical_date"])
-        )
-    return days
+        for part in request_scope(config, job.partitions_def, instance, request):
+            for customer_id in part.customer_ids:
+                days.setdefault(customer_id, []).append(part.day)
+    return {c: sorted(d, reverse=True) for c, d in days.items()}
 
 
 def _launched(instance, requests) -> None:
@@ -247,25 +253,27 @@ def test_western_account_does_not_get_yesterday_utc_at_06_utc(zoned):
     defs, instance = zoned
     tick = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
     data = _tick(defs, instance, tick)
-    got = _days_by_customer(data.run_requests)
+    got = _days_by_customer(defs, instance, data.run_requests)
     yesterday = date(2026, 11, 25)  # in UTC; 2026-11-26 06:00 UTC is 2026-11-25 20:00 in Honolulu
     window = [yesterday - timedelta(days=i) for i in range(4)]
     assert got[UTC_ACCOUNT] == window
     assert got[TONGA] == window  # Tonga's 25th ended at 11:00 UTC on the 25th, its 26th is not over
     assert got[HONOLULU] == [d - timedelta(days=1) for d in window]  # its 24th and 3 days before
     assert yesterday not in got[HONOLULU]
-    assert UNCONFIGURED not in got  # no time zone: skipped (and logged)
-    for request in data.run_requests:
-        customer, day = request.tags["gridcat/customer_id"], request.tags["gridcat/logical_date"]
-        assert str(request.partition_key) == f"{customer}|{day}"
-        generation = got[customer][0].isoformat()
-        assert request.run_key == f"{customer}|{day}|{generation}"
-        assert request.tags["gridcat/pull_generation"] == generation
-        assert request.tags[f"gridcat/pull_generation.{generation}"] == f"{customer}|{day}"
+    assert UNCONFIGURED not in got  # no customer config: never pulled
+    # one run per generation here: UTC and Tonga share theirs (a range of both), Honolulu has its own
+    by_zones = {r.tags["gridcat/zones"]: r for r in data.run_requests}
+    assert sorted(by_zones) == ["Pacific/Honolulu", "Pacific/Tongatapu,UTC"]
+    for zones, request in by_zones.items():
+        generation = request.tags["gridcat/pull_generation"]
+        assert request.tags[f"gridcat/pull_generation.{generation}"] == zones
+        assert request.partition_key_range is not None  # 4 days (and 2 customers): a partition range
+    honolulu = by_zones["Pacific/Honolulu"].partition_key_range
+    assert (honolulu.start, honolulu.end) == (f"{HONOLULU}|{window[-1] - timedelta(days=1)}", f"{HONOLULU}|{window[1]}")
     # the same tick twice asks for the same runs (Dagster dedupes a re-evaluated tick by run_key)
     again = _tick(defs, instance, tick)
     assert [r.run_key for r in again.run_requests] == [r.run_key for r in data.run_requests]
-    assert len({r.run_key for r in data.run_requests}) == len(data.run_requests) == 12
+    assert len({r.run_key for r in data.run_requests}) == len(data.run_requests) == 2
 
 
 def test_each_window_is_requested_once_per_account_local_day(zoned):
@@ -279,17 +287,23 @@ def test_each_window_is_requested_once_per_account_local_day(zoned):
         assert not later.run_requests and "requested already" in later.skip_message
     # 13:00 UTC: Honolulu's 25th ended at 10:00 UTC, + 3 h settle: its new generation, and only that
     at_13 = _tick(defs, instance, datetime(2026, 11, 26, 13, 0, tzinfo=UTC)).run_requests
-    assert _days_by_customer(at_13) == {HONOLULU: [date(2026, 11, 25) - timedelta(days=i) for i in range(4)]}
+    assert _days_by_customer(defs, instance, at_13) == {
+        HONOLULU: [date(2026, 11, 25) - timedelta(days=i) for i in range(4)]
+    }
     # a missed tick is made up by the next one: nobody launched the 13:00 runs, 14:00 asks again
     at_14 = _tick(defs, instance, datetime(2026, 11, 26, 14, 0, tzinfo=UTC)).run_requests
     assert [r.run_key for r in at_14] == [r.run_key for r in at_13]
     _launched(instance, at_14)
     # 2026-11-27 00:00 UTC: the 26th's partition exists; Tonga's 26th ended long ago, UTC's needs 3 h
     midnight = _tick(defs, instance, datetime(2026, 11, 27, 0, 0, tzinfo=UTC)).run_requests
-    assert _days_by_customer(midnight) == {TONGA: [date(2026, 11, 26) - timedelta(days=i) for i in range(4)]}
+    assert _days_by_customer(defs, instance, midnight) == {
+        TONGA: [date(2026, 11, 26) - timedelta(days=i) for i in range(4)]
+    }
     _launched(instance, midnight)
     at_03 = _tick(defs, instance, datetime(2026, 11, 27, 3, 0, tzinfo=UTC)).run_requests
-    assert _days_by_customer(at_03) == {UTC_ACCOUNT: [date(2026, 11, 26) - timedelta(days=i) for i in range(4)]}
+    assert _days_by_customer(defs, instance, at_03) == {
+        UTC_ACCOUNT: [date(2026, 11, 26) - timedelta(days=i) for i in range(4)]
+    }
 
 
 def test_customer_sync_sensor_adds_configured_customers(settings, tmp_path):

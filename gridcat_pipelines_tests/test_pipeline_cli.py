@@ -87,10 +87,10 @@ def test_a_failed_pull_prints_one_line_per_failed_step_and_no_stack_trace(tmp_pa
     assert failed == lines[:-1], err  # nothing else: no Dagster logging, no warnings
     (line,) = failed
     assert line.startswith(
-        "failed: google_ads/raw/campaign 1234567890|2026-11-20: pull of campaign for 1234567890 "
-        "on 2026-11-20 failed: synthetic crash after 1 batch(es)"
+        "failed: google_ads/raw/campaign, google_ads/validated/campaign 1234567890|2026-11-20: pull of campaign "
+        "for 1234567890 on 2026-11-20 failed: SourceCrash: synthetic crash after 1 batch(es)"
     ), line
-    assert line.endswith(f"[SourceCrash] (full trace: dagster run {run_id})"), line
+    assert line.endswith(f"(full trace: dagster run {run_id})"), line
     assert "Stack Trace" not in out + err and "Traceback" not in out + err
 
     # -v: Dagster's console logging, stack trace included, comes back (the one line stays)
@@ -99,6 +99,9 @@ def test_a_failed_pull_prints_one_line_per_failed_step_and_no_stack_trace(tmp_pa
     out, err = capfd.readouterr()
     assert "Stack Trace" in err and "SourceCrash" in err
     assert (
-        sum(line.startswith("failed: google_ads/raw/campaign 1234567890|2026-11-21: ") for line in err.splitlines())
+        sum(
+            line.startswith("failed: google_ads/raw/campaign, google_ads/validated/campaign 1234567890|2026-11-21: ")
+            for line in err.splitlines()
+        )
         == 1
     )

@@ -24,7 +24,8 @@ import pyarrow.compute as pc
 import pytest
 import yaml
 
-from gridcat_pipelines.defs.ingestion.checks import rule_check_results, rule_check_specs
+from gridcat_pipelines.defs.ingestion.checks import rule_check_specs
+from gridcat_pipelines.defs.ingestion.events import rule_evaluation
 from gridcat_pipelines.defs.ingestion.partitions import ingestion_partitions
 from gridcat_pipelines.feeds import loader
 from gridcat_pipelines.feeds.loader import ConfigError, load_pipeline_config
@@ -300,8 +301,8 @@ def test_a_rule_added_to_the_registry_needs_nothing_else(tmp_path):
         assert report.error_message() == "text_has_no_tabs: 1 row"
         assert report.to_json()["rules"][-1]["samples"][0]["row"] == 1
         assert report.to_validation_result().error_message == "text_has_no_tabs: 1 row"
-        results = rule_check_results(report, ASSET)
-        assert [(r.check_name, r.passed) for r in results][-1] == ("text_has_no_tabs", False)
+        results = [rule_evaluation("p", ASSET, r.rule, [("c", report)]) for r in report.rules]
+        assert [(r.check_name, r.passed) for r in results if r is not None][-1] == ("text_has_no_tabs", False)
         # skipped, not failed, when a column it reads is missing
         report = validate(campaign, table.drop_columns(["campaign_name"]), EUR)
         assert report.result("text_has_no_tabs").skipped and failed(report) == ["schema"]

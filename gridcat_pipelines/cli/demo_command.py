@@ -143,9 +143,11 @@ def _describe(item: tuple, short: bool = False) -> str:
             return f"{customer_id} {day}"
         return f"{customer_id} {day} ({'all feeds' if feed_names is None else ', '.join(feed_names)})"
     (request,) = item
+    key_range = request.partition_key_range
+    where = str(request.partition_key) if key_range is None else f"{key_range.start}..{key_range.end}"
     if short:
-        return str(request.partition_key)
-    return f"{request.partition_key} ({', '.join(key.path[-1] for key in request.asset_selection)})"
+        return where
+    return f"{where} ({', '.join(key.path[-1] for key in request.asset_selection)})"
 
 
 def _gate(pool, defs, instance, verbose: int = 0) -> int:
@@ -154,7 +156,7 @@ def _gate(pool, defs, instance, verbose: int = 0) -> int:
 
     total = 0
     while requests := gate_tick(defs, instance):
-        _progress(f"gate: {len(requests)} partition(s) at a new authoritative run")
+        _progress(f"gate: {len(requests)} load run(s) for partitions at a new authoritative run")
         _run_all(pool, [(r,) for r in requests], "loaded", fn=_load, verbose=verbose)
         total += len(requests)
     return total
@@ -171,6 +173,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from gridcat_pipelines.cli.local_runs import ensure_customer_partitions
     from gridcat_pipelines.config import cached_pipeline_config
     from gridcat_pipelines.definitions import build_defs
+    from gridcat_pipelines.defs.ingestion.run_scope import customer_groups
     from gridcat_pipelines.sources.faults import FaultPlan
     from gridcat_pipelines.warehouse import open_warehouse
     from gridcat_pipelines.warehouse.status import warehouse_status
@@ -186,7 +189,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     store = StateStore.open(settings.db_url, upgrade=True)
     instance = ensure_instance(settings)
     customers = list(config.customers.values())[:n_customers]
-    ensure_customer_partitions(instance, [c.customer_id for c in customers])
+    ensure_customer_partitions(instance, [c.customer_id for c in customers], customer_groups(config))
     yesterday = date.today() - timedelta(days=1)
     days = [yesterday - timedelta(days=i) for i in range(n_days) if yesterday - timedelta(days=i) >= config.start_date]
     feeds = list(config.feeds.values())

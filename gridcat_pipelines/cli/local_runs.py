@@ -19,10 +19,12 @@ from datetime import date
 
 import dagster as dg
 
+from gridcat_pipelines.customer_groups import CustomerGroups
 from gridcat_pipelines.defs.gate.sensors import GATE_SENSOR_NAME, WAREHOUSE_JOB_NAME
 from gridcat_pipelines.defs.ingestion.assets import raw_key, validated_key
 from gridcat_pipelines.defs.ingestion.jobs import INGEST_JOB_NAME
 from gridcat_pipelines.defs.ingestion.partitions import CUSTOMERS_PARTITION, partition_key
+from gridcat_pipelines.defs.ingestion.run_scope import CUSTOMERS_TAG, customer_groups
 from gridcat_pipelines.errors import failed_precondition
 
 # The console logger's level per verbosity: CRITICAL hides Dagster's ERROR step failures
@@ -133,12 +135,21 @@ class PullOutcome:
     dagster_run_id: str
 
 
-def ensure_customer_partitions(instance: dg.DagsterInstance, customer_ids: list[str]) -> None:
-    """Add the customers that have no partition yet."""
+def ensure_customer_partitions(
+    instance: dg.DagsterInstance, customer_ids: list[str], groups: CustomerGroups | None = None
+) -> None:
+    """Add the partitions of these customers' groups (the customers themselves without
+    ``groups`` or below the sharding threshold) that do not exist yet."""
     existing = set(instance.get_dynamic_partitions(CUSTOMERS_PARTITION))
-    new = [c for c in customer_ids if c not in existing]
+    keys = customer_ids if groups is None else sorted({groups.group_of(c) for c in customer_ids})
+    new = [k for k in keys if k not in existing]
     if new:
         instance.add_dynamic_partitions(CUSTOMERS_PARTITION, new)
+
+
+def groups_of(defs: dg.Definitions) -> CustomerGroups:
+    """The customer groups of the definitions' pipeline config."""
+    return customer_groups(defs.resources["pipeline_config"].config)
 
 
 def run_ingest(
@@ -149,13 +160,17 @@ def run_ingest(
     feed_names: list[str] | None = None,
     verbose: int = 0,
 ) -> dg.ExecuteInProcessResult:
-    """Run the ingest job for one partition: every feed, or only ``feed_names``."""
+    """Run the ingest job for one customer-day (its group's partition, narrowed to the customer
+    by the ``gridcat/customers`` tag): every feed, or only ``feed_names``."""
     selection = None
     if feed_names is not None:
         selection = [key for name in feed_names for key in (raw_key(name), validated_key(name))]
+    groups = groups_of(defs)
+    ensure_customer_partitions(instance, [customer_id], groups)
     return defs.resolve_job_def(INGEST_JOB_NAME).execute_in_process(
-        partition_key=partition_key(customer_id, day),
+        partition_key=partition_key(groups.group_of(customer_id), day),
         instance=instance,
+        tags={CUSTOMERS_TAG: customer_id},
         asset_selection=selection,
         raise_on_error=False,
         run_config=console_config(verbose),
@@ -176,7 +191,6 @@ def pull_one(
 
     Each failed step goes to ``on_failure`` before the ``FAILED_PRECONDITION`` error is raised.
     """
-    ensure_customer_partitions(instance, [customer_id])
     result = run_ingest(defs, instance, customer_id, day, [feed], verbose=verbose)
     validated = [m for m in result.get_asset_materialization_events() if m.asset_key == validated_key(feed)]
     if not validated:
@@ -231,9 +245,10 @@ def run_load(defs: dg.Definitions, instance: dg.DagsterInstance, request: dg.Run
 
 
 def load(defs: dg.Definitions, instance: dg.DagsterInstance, request: dg.RunRequest, verbose: int = 0) -> RunReport:
-    """Execute one load the gate requested; its run id, success and failed steps."""
+    """Execute one load the gate requested (a partition or a range); its run id, success and
+    failed steps."""
     result = defs.resolve_job_def(WAREHOUSE_JOB_NAME).execute_in_process(
-        partition_key=request.partition_key,
+        partition_key=request.partition_key if request.partition_key_range is None else None,
         instance=instance,
         tags=request.tags,
         asset_selection=request.asset_selection,

@@ -132,7 +132,14 @@ def ads_source_resource(settings: Settings) -> dg.ConfigurableResource:
     google_ads = {
         key: from_env_or_value(settings, GOOGLE_ADS_VARIABLES[key], value) for key, value in settings.google_ads.items()
     }
-    return AdsSourceResource(kind=settings.source, api_version=settings.google_ads_api_version, **google_ads)
+    return AdsSourceResource(
+        kind=settings.source,
+        api_version=settings.google_ads_api_version,
+        max_in_flight=settings.ads_max_in_flight,
+        latency_ms=settings.synthetic_latency_ms,
+        batch_delay_ms=settings.synthetic_batch_delay_ms,
+        **google_ads,
+    )
 
 
 @dg.definitions

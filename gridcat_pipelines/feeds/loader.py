@@ -87,7 +87,8 @@ _COLUMN_OPTIONAL_KEYS = {"nullable", "description"}
 _CUSTOMER_KEYS = {"customer_id", "name", "time_zone", "currency"}
 _CUSTOMER_OPTIONAL_KEYS = {"tags"}
 _PIPELINE_KEYS = {"start_date"}
-_PIPELINE_OPTIONAL_KEYS = {"lookback_days", "settle_hours"}
+_PIPELINE_OPTIONAL_KEYS = {"lookback_days", "settle_hours", "shard_above", "shards", "customer_days_per_run"}
+MAX_SHARDS = 1000
 MAX_SETTLE_HOURS = 48
 
 
@@ -483,7 +484,20 @@ def _parse_pipeline(ctx: _Ctx, raw: Any) -> dict[str, Any]:
     settle = raw.get("settle_hours", 3)
     if isinstance(settle, bool) or not isinstance(settle, (int, float)) or not 0 <= settle <= MAX_SETTLE_HOURS:
         ctx.fail("pipeline.settle_hours", f"must be a number of hours from 0 to {MAX_SETTLE_HOURS}, got {settle!r}")
-    return {"start_date": start, "lookback_days": lookback, "settle_hours": float(settle)}
+    sizes = {
+        "shard_above": (raw.get("shard_above", 100), 0, 10_000_000),
+        "shards": (raw.get("shards", 64), 1, MAX_SHARDS),
+        "customer_days_per_run": (raw.get("customer_days_per_run", 400), 1, 100_000),
+    }
+    for name, (value, low, high) in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            ctx.fail(f"pipeline.{name}", f"must be an integer from {low} to {high}, got {value!r}")
+    return {
+        "start_date": start,
+        "lookback_days": lookback,
+        "settle_hours": float(settle),
+        **{name: value for name, (value, _, _) in sizes.items()},
+    }
 
 
 def _parse_customer(ctx: _Ctx, raw: Any, path: str) -> CustomerConfig:

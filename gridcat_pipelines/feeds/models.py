@@ -177,3 +177,9 @@ class PipelineConfig:
     lookback_days: int = 3  # the schedule pulls an account's newest complete day plus this many earlier days
     # a day is complete once it ended in the account's time zone at least this many hours ago
     settle_hours: float = 3.0
+    # past this many customers, the customer partition dimension holds shards of customers
+    # (crc32 of the customer id modulo ``shards``) instead of one partition per customer
+    shard_above: int = 100
+    shards: int = 64
+    # the daily schedule packs each run with at most this many customer-days (customers x days)
+    customer_days_per_run: int = 400

@@ -16,10 +16,17 @@ Which feeds it can generate: those whose GAQL resource has a row generator in
 ``GENERATORS`` (:mod:`.synthetic_feeds`) and whose columns that generator, the customer's
 entity tables (:mod:`.entities`) or :func:`_context` provide (:func:`generation_gap` says
 what is missing; the feed loader runs it, so such a feed fails config load).
+
+For measuring concurrency without Google Ads it can simulate network latency:
+``latency_ms`` is slept once per query when its stream starts producing (a request's
+round-trip) and ``batch_delay_ms`` before each later batch (streaming). Both default to 0
+(no sleep at all) and never change the rows; the sleeps are ``time.sleep``, which releases
+the GIL, so pulls in threads overlap.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import date
 from functools import cache
@@ -56,10 +63,24 @@ _ENTITY_TABLES = (
     ("_term", "search_terms"),
     ("_country", "countries"),
 )
+_MAX_DELAY_MS = 600_000  # ten minutes: a larger simulated delay is a mistake
+
+
+def _delay_ms(name: str, value: object) -> float:
+    """``value`` as a delay in milliseconds, or an ``INVALID_ARGUMENT`` error."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= _MAX_DELAY_MS:
+        raise invalid_argument(f"{name} must be a number in [0, {_MAX_DELAY_MS}] (milliseconds), got {value!r}")
+    return float(value)
 
 
 class SyntheticSource:
-    """Deterministic synthetic Google Ads reports (implements ``AdsSource``)."""
+    """Deterministic synthetic Google Ads reports (implements ``AdsSource``).
+
+    ``seed`` fixes the data, ``faults`` injects defects, ``batch_rows`` caps a batch's rows
+    and ``scale`` multiplies the traffic. ``latency_ms`` (slept once per query, before its
+    first batch or error) and ``batch_delay_ms`` (slept before each later batch) simulate
+    network latency in milliseconds; they change timing only, never the rows.
+    """
 
     name = "synthetic"
 
@@ -69,6 +90,9 @@ class SyntheticSource:
         faults: FaultPlan | None = None,
         batch_rows: int = 500,
         scale: float = 1.0,
+        *,
+        latency_ms: float = 0.0,
+        batch_delay_ms: float = 0.0,
     ):
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise invalid_argument(f"seed must be an integer, got {seed!r}")
@@ -80,6 +104,8 @@ class SyntheticSource:
         self.faults = faults
         self.batch_rows = batch_rows
         self.scale = float(scale)
+        self.latency_ms = _delay_ms("latency_ms", latency_ms)
+        self.batch_delay_ms = _delay_ms("batch_delay_ms", batch_delay_ms)
         self._universes: dict[tuple, Universe] = {}
 
     def fetch(
@@ -87,7 +113,9 @@ class SyntheticSource:
     ) -> Iterator[pa.RecordBatch]:
         """Stream the partition as record batches of at most ``batch_rows`` rows.
 
-        The fault (if any) is decided when called; errors surface while iterating.
+        The fault (if any) is decided when called; errors surface while iterating. The
+        simulated latency is slept while iterating too: ``latency_ms`` before the first batch
+        (or error, or the end of an empty day), ``batch_delay_ms`` before each later one.
         """
         fault = self.fault_for(feed, customer, day, attempt)
         return self._stream(feed, customer, day, fault)
@@ -101,6 +129,8 @@ class SyntheticSource:
     def _stream(
         self, feed: FeedConfig, customer: CustomerConfig, day: date, fault: str | None
     ) -> Iterator[pa.RecordBatch]:
+        if self.latency_ms:  # the request's round-trip, before anything comes back
+            time.sleep(self.latency_ms / 1000)
         if fault == "transient_error":
             raise TransientSourceError(
                 f"synthetic transient error (quota exhausted) pulling {feed.name} "
@@ -114,6 +144,8 @@ class SyntheticSource:
             chunk = min(chunk, (table.num_rows + 1) // 2)  # so there is a second batch
         batches = table.combine_chunks().to_batches(max_chunksize=chunk)
         for i, batch in enumerate(batches):
+            if i and self.batch_delay_ms:  # streaming: the next batch arrives later
+                time.sleep(self.batch_delay_ms / 1000)
             if fault == "crash_mid_write" and i == 1:
                 raise SourceCrash(
                     f"synthetic crash after {i} batch(es) of {feed.name} "

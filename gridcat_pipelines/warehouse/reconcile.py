@@ -20,7 +20,7 @@ already holds the run is recorded as loaded instead of being reloaded.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -68,7 +68,7 @@ def find_stale(
     store: StateStore,
     *,
     feeds: Iterable[str],
-    customers: Iterable[str] | None,
+    customers: Container[str] | Iterable[str] | None,
     start_date: date,
     end_date: date,
     now: datetime,
@@ -108,7 +108,10 @@ def find_stale(
         )
         .order_by(*[s.c[c] for c in KEY_COLUMNS])
     )
-    wanted = None if customers is None else set(customers)
+    if customers is None or (isinstance(customers, Container) and not isinstance(customers, (list, tuple))):
+        wanted = customers  # a set, or a container such as CustomersWithPartitions
+    else:
+        wanted = set(customers)
     found: list[StalePartition] = []
     with store.engine.connect() as conn:
         for row in conn.execute(query):

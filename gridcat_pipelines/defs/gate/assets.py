@@ -1,16 +1,29 @@
-"""Per-feed warehouse assets ``google_ads/warehouse/<feed>``: load the authoritative run."""
+"""Per-feed warehouse assets ``google_ads/warehouse/<feed>``: load the authoritative run.
+
+A load run covers one partition or a range of them (customer groups x days). It loads, for each
+customer of its partitions (narrowed by ``gridcat/customers``), the partition's authoritative
+``success`` run when the warehouse does not hold it at the state's version yet. A run the gate
+requests for a single customer-day hands the loader the run and state version it planned
+(``gridcat/run_id.<feed>``, ``gridcat/state_version.<feed>``); either way the commit is fenced
+(:func:`load_partition`). A failed load is logged for reconcile and the others go on; the step
+fails at the end naming every failed customer-day.
+"""
+
+from collections import defaultdict
+from datetime import UTC, datetime
 
 import dagster as dg
 
 from gridcat_pipelines.defs.gate.resources import WarehouseResource
 from gridcat_pipelines.defs.ingestion.assets import validated_key
-from gridcat_pipelines.defs.ingestion.partitions import partition_dims
-from gridcat_pipelines.defs.resources import RawSinkResource, StateStoreResource
+from gridcat_pipelines.defs.ingestion.run_scope import ScopedPartition, run_scope
+from gridcat_pipelines.defs.resources import PipelineConfigResource, RawSinkResource, StateStoreResource
 from gridcat_pipelines.feeds.models import FeedConfig
 from gridcat_pipelines.leases.store import LeaseStore
-from gridcat_pipelines.state import PartitionKey
+from gridcat_pipelines.state import PartitionKey, StateStore
 from gridcat_pipelines.state.keys import DEFAULT_SOURCE
-from gridcat_pipelines.warehouse.loader import LOADED, load_partition
+from gridcat_pipelines.warehouse.loader import LOADED, LoadOutcome, load_partition
+from gridcat_pipelines.warehouse.reconcile import find_stale
 
 WAREHOUSE_GROUP = "google_ads_warehouse"
 SOURCE_TAG = "gridcat/source"
@@ -38,7 +51,7 @@ def warehouse_key(feed_name: str) -> dg.AssetKey:
 
 
 def build_warehouse_asset(feed: FeedConfig, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    """The loader of one feed: replaces the partition's slice with the authoritative run."""
+    """The loader of one feed: replaces each partition's slice with its authoritative run."""
     key = warehouse_key(feed.name)
 
     @dg.multi_asset(
@@ -80,51 +93,128 @@ def build_warehouse_asset(feed: FeedConfig, partitions_def: dg.PartitionsDefinit
         state_store: StateStoreResource,
         raw_sink: RawSinkResource,
         warehouse: WarehouseResource,
+        pipeline_config: PipelineConfigResource,
     ):
-        customer_id, day = partition_dims(context.partition_key)
         tags = context.run.tags
         source = tags.get(SOURCE_TAG, DEFAULT_SOURCE)
-        partition = PartitionKey(source, customer_id, feed.name, day)
-        run_id = tags.get(run_id_tag(feed.name))  # None: a manual run loads the current one
-        version = tags.get(state_version_tag(feed.name))
         store = state_store.store
         if source != DEFAULT_SOURCE:  # the warehouse holds this pipeline's source only
-            context.log.warning(f"{partition}: source {source!r} is not loaded by this pipeline; skipped")
-            return
-        outcome = load_partition(
-            store,
-            raw_sink.sink,
-            warehouse.warehouse,
-            partition,
-            run_id,
-            version=None if version is None else int(version),
-            leases=LeaseStore(store),
-        )
-        if outcome.status != LOADED:
-            context.log.info(outcome.message)  # fenced out by a newer state: nothing materialized
-            return
-        context.log.info(outcome.message)
-        yield dg.MaterializeResult(
-            asset_key=key,
-            metadata={
+            context.log.warning(f"source {source!r} is not loaded by this pipeline; skipped")
+            return  # a generator: nothing materialized
+        scope = run_scope(pipeline_config.config, context.partition_keys, tags)
+        planned = _planned_loads(store, feed.name, scope, tags)
+        leases = LeaseStore(store)
+        outcomes: dict[str, list[tuple[str, LoadOutcome]]] = defaultdict(list)
+        failed: list[str] = []
+        for part, partition, run_id, version in planned:
+            try:
+                outcome = load_partition(
+                    store, raw_sink.sink, warehouse.warehouse, partition, run_id, version=version, leases=leases
+                )
+            except Exception as exc:  # noqa: BLE001 - logged for reconcile; the other partitions go on
+                failed.append(f"load of {partition} failed: {getattr(exc, 'message', None) or exc}")
+                continue
+            context.log.info(outcome.message)
+            if outcome.status == LOADED:
+                outcomes[part.partition_key].append((partition.customer_id, outcome))
+        if not planned:
+            context.log.info(f"{feed.name}: nothing to load in {len(scope)} partition(s)")
+        for partition_key, loaded in outcomes.items():
+            for event in _partition_events(store, key, feed.name, partition_key, scope, loaded):
+                context.log_event(event)
+        for line in failed:
+            context.log.warning(line)
+        if failed:
+            raise dg.Failure(
+                description=failed[0]
+                if len(failed) == 1
+                else f"{len(failed)} load(s) failed: {'; '.join(failed[:10])}",
+                allow_retries=False,
+            )
+        yield from ()
+
+    return warehouse_asset
+
+
+def _planned_loads(
+    store: StateStore, feed_name: str, scope: list[ScopedPartition], tags: dict[str, str]
+) -> list[tuple[ScopedPartition, PartitionKey, str | None, int | None]]:
+    """What to load: the run and version the gate planned (a one-customer run with the feed's
+    tags), else every customer-day of the scope whose slice is not its authoritative run."""
+    if len(scope) == 1 and len(scope[0].customer_ids) == 1:  # one customer-day: as planned, or the current run
+        part = scope[0]
+        version = tags.get(state_version_tag(feed_name))
+        partition = PartitionKey(DEFAULT_SOURCE, part.customer_ids[0], feed_name, part.day)
+        return [(part, partition, tags.get(run_id_tag(feed_name)), None if version is None else int(version))]
+    wanted = {(c, part.day): part for part in scope for c in part.customer_ids}
+    if not wanted:
+        return []
+    days = [day for _, day in wanted]
+    stale = find_stale(
+        store,
+        feeds=[feed_name],
+        customers={c for c, _ in wanted},
+        start_date=min(days),
+        end_date=max(days),
+        now=datetime.now(UTC),
+    )
+    return [
+        (wanted[(p.key.customer_id, p.key.logical_date)], p.key, p.run_id, p.version)
+        for p in stale
+        if (p.key.customer_id, p.key.logical_date) in wanted
+    ]
+
+
+def _partition_events(
+    store: StateStore,
+    asset_key: dg.AssetKey,
+    feed_name: str,
+    partition_key: str,
+    scope: list[ScopedPartition],
+    loaded: list[tuple[str, LoadOutcome]],
+):
+    """The materialization and the two checks of one partition's loads."""
+    day = next(p.day for p in scope if p.partition_key == partition_key)
+    states = store.get_many(PartitionKey(DEFAULT_SOURCE, c, feed_name, day) for c, _ in loaded)
+    by_customer = {c: (o, states[PartitionKey(DEFAULT_SOURCE, c, feed_name, day)]) for c, o in loaded}
+    # read again: a newer run may have won while loading
+    not_authoritative = sorted(
+        c for c, (o, s) in by_customer.items() if not (s.status == "success" and s.current_run_id == o.run_id)
+    )
+    wrong_rows = sorted(c for c, (o, s) in by_customer.items() if s.record_count != o.slice.rows)
+    metadata: dict = {
+        "customers": len(loaded),
+        "rows": sum(o.slice.rows for _, o in loaded),
+        "loaded": dg.MetadataValue.json({c: {"run_id": o.run_id, "state_version": o.state_version} for c, o in loaded}),
+    }
+    if len(loaded) == 1:
+        ((customer_id, outcome),) = loaded
+        metadata.update(
+            {
                 "run_id": outcome.run_id,
                 "state_version": outcome.state_version,
                 "rows": outcome.slice.rows,
                 "path": dg.MetadataValue.path(outcome.slice.path),
-            },
+            }
         )
-        state = store.get(partition)  # read again: a newer run may have won while loading
-        yield dg.AssetCheckResult(
-            asset_key=key,
-            check_name="loaded_run_is_authoritative",
-            passed=state.status == "success" and state.current_run_id == outcome.run_id,
-            metadata={"loaded_run_id": outcome.run_id, "authoritative_run_id": state.current_run_id or ""},
-        )
-        yield dg.AssetCheckResult(
-            asset_key=key,
-            check_name="row_count_matches_state",
-            passed=state.record_count == outcome.slice.rows,
-            metadata={"loaded_rows": outcome.slice.rows, "record_count": state.record_count},
-        )
-
-    return warehouse_asset
+    yield dg.AssetMaterialization(asset_key, partition=partition_key, metadata=metadata)
+    single = len(loaded) == 1
+    (o, s) = next(iter(by_customer.values()))
+    yield dg.AssetCheckEvaluation(
+        asset_key=asset_key,
+        check_name="loaded_run_is_authoritative",
+        passed=not not_authoritative,
+        partition=partition_key,
+        metadata={"loaded_run_id": o.run_id, "authoritative_run_id": s.current_run_id or ""}
+        if single
+        else {"not_authoritative": dg.MetadataValue.json(not_authoritative)},
+    )
+    yield dg.AssetCheckEvaluation(
+        asset_key=asset_key,
+        check_name="row_count_matches_state",
+        passed=not wrong_rows,
+        partition=partition_key,
+        metadata={"loaded_rows": o.slice.rows, "record_count": s.record_count}
+        if single
+        else {"row_count_differs": dg.MetadataValue.json(wrong_rows)},
+    )

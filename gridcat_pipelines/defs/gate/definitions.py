@@ -17,6 +17,8 @@ def build_gate_defs(config: PipelineConfig) -> dg.Definitions:
     job = dg.define_asset_job(
         WAREHOUSE_JOB_NAME,
         selection=dg.AssetSelection.groups(WAREHOUSE_GROUP),
+        executor_def=dg.in_process_executor,  # a step per feed, in the run's process (README "Scale")
+        tags={"gridcat/warehouse": "load"},
         description="Load authoritative runs into the warehouse (launched by the gate sensor).",
     )
     return dg.Definitions(assets=assets, jobs=[job], sensors=[build_gate_sensor(job), build_reconcile_sensor(job)])

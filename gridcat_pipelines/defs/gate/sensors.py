@@ -2,20 +2,32 @@
 that became ``success`` at a new authoritative run (or was re-pointed); and reconcile, which
 requests again the loads that failed or never ran.
 
-One run request per customer x day loads every feed of that partition that has a new
-authoritative run: its ``run_key`` holds each feed's source, run id and state version, and tags
-``gridcat/run_id.<feed>`` / ``gridcat/state_version.<feed>`` hand each loader its run and the
-version its commit is fenced with."""
+The loads of a tick are packed like the ingest runs: one run covers a range of customer groups
+x days with at most ``pipeline.customer_days_per_run`` customer-days to load, and loads every
+feed of its range whose slice is not the authoritative run at the state's version. A run of a
+single customer-day carries the plan itself: its ``run_key`` holds each feed's source, run id
+and state version, and tags ``gridcat/run_id.<feed>`` / ``gridcat/state_version.<feed>`` hand
+each loader its run and the version its commit is fenced with. Every commit is fenced either
+way (:func:`gridcat_pipelines.warehouse.loader.load_partition`)."""
 
 import json
-from datetime import UTC, datetime
+from collections import defaultdict
+from datetime import UTC, date, datetime
 
 import dagster as dg
 
+from gridcat_pipelines.customer_groups import CustomerGroups
 from gridcat_pipelines.defs.gate.assets import SOURCE_TAG, run_id_tag, state_version_tag, warehouse_key
-from gridcat_pipelines.defs.ingestion.partitions import CUSTOMERS_PARTITION, last_partition_date, partition_key
+from gridcat_pipelines.defs.ingestion.partitions import (
+    CUSTOMERS_PARTITION,
+    last_partition_date,
+    partition_dims,
+    partition_key,
+)
+from gridcat_pipelines.defs.ingestion.run_scope import CUSTOMERS_TAG, customer_groups
+from gridcat_pipelines.defs.ingestion.schedules import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from gridcat_pipelines.defs.resources import PipelineConfigResource, StateStoreResource
-from gridcat_pipelines.gate import PlannedLoad, loads_by_partition, plan_loads
+from gridcat_pipelines.gate import PlannedLoad, plan_loads
 from gridcat_pipelines.warehouse import load_log
 from gridcat_pipelines.warehouse.reconcile import find_stale
 
@@ -32,21 +44,66 @@ _IN_FLIGHT = [
 ]
 
 
-def load_requests(loads: list[PlannedLoad], prefix: str) -> list[dg.RunRequest]:
-    """One run request per customer x day for ``loads`` (``run_key`` = ``prefix`` + each load's key)."""
-    return [
-        dg.RunRequest(
-            run_key=prefix + "|".join(load.run_key for load in group),
-            partition_key=partition_key(customer_id, day),
-            asset_selection=[warehouse_key(load.key.query_name) for load in group],
+def load_requests(
+    loads: list[PlannedLoad],
+    prefix: str,
+    groups: CustomerGroups,
+    partitions_in_order: list[str],
+    customer_days_per_run: int,
+) -> list[dg.RunRequest]:
+    """Run requests loading ``loads``, packed like the ingest runs (``run_key`` = ``prefix`` + a
+    counter): a run covers a range of customer groups x days of at most ``customer_days_per_run``
+    customer-days with loads, and loads whatever of its range is not yet its authoritative run.
+    A run that is one customer-day gets the runs and versions the gate planned, as tags."""
+    by_group: dict[str, list[PlannedLoad]] = defaultdict(list)
+    for load in loads:
+        by_group[groups.group_of(load.key.customer_id)].append(load)
+    order = {group: i for i, group in enumerate(partitions_in_order)}
+    chunks: list[list[PlannedLoad]] = []
+    size = 0
+    for group in sorted(by_group, key=lambda g: (order.get(g, len(order)), g)):
+        cost = len({(load.key.customer_id, load.key.logical_date) for load in by_group[group]})
+        if chunks and chunks[-1] and size + cost <= customer_days_per_run:
+            chunks[-1].extend(by_group[group])
+            size += cost
+        else:
+            chunks.append(list(by_group[group]))
+            size = cost
+    return [_request(chunk, f"{prefix}{i}", groups, order) for i, chunk in enumerate(chunks)]
+
+
+def _request(chunk: list[PlannedLoad], run_key: str, groups: CustomerGroups, order: dict[str, int]) -> dg.RunRequest:
+    """One load run for ``chunk`` (its loads are of consecutive groups in the instance order)."""
+    chunk = sorted(chunk, key=lambda load: (load.key.logical_date, load.key.customer_id, load.key.query_name))
+    feeds = sorted({load.key.query_name for load in chunk})
+    selection = [warehouse_key(feed) for feed in feeds]
+    source = {SOURCE_TAG: chunk[0].key.source}
+    customer_days = {(load.key.customer_id, load.key.logical_date) for load in chunk}
+    if len(customer_days) == 1:
+        ((customer_id, day),) = customer_days
+        return dg.RunRequest(
+            run_key=run_key + "|" + "|".join(load.run_key for load in chunk),
+            partition_key=partition_key(groups.group_of(customer_id), day),
+            asset_selection=selection,
             tags={
-                SOURCE_TAG: group[0].key.source,
-                **{run_id_tag(load.key.query_name): load.run_id for load in group},
-                **{state_version_tag(load.key.query_name): str(load.version) for load in group},
+                **source,
+                CUSTOMERS_TAG: customer_id,
+                **{run_id_tag(load.key.query_name): load.run_id for load in chunk},
+                **{state_version_tag(load.key.query_name): str(load.version) for load in chunk},
             },
         )
-        for (customer_id, day), group in loads_by_partition(loads).items()
-    ]
+    chunk_groups = [groups.group_of(c) for c, _ in customer_days]
+    days = [d for _, d in customer_days]
+    ranked = sorted(set(chunk_groups), key=lambda g: (order.get(g, len(order)), g))
+    start, end = partition_key(ranked[0], min(days)), partition_key(ranked[-1], max(days))
+    tags = dict(source)  # the run loads whatever of its range is stale: no list of customers needed
+    if start == end:
+        return dg.RunRequest(run_key=run_key, partition_key=start, asset_selection=selection, tags=tags)
+    return dg.RunRequest(
+        run_key=run_key,
+        asset_selection=selection,
+        tags={**tags, ASSET_PARTITION_RANGE_START_TAG: str(start), ASSET_PARTITION_RANGE_END_TAG: str(end)},
+    )
 
 
 def build_gate_sensor(job) -> dg.SensorDefinition:
@@ -64,11 +121,13 @@ def build_gate_sensor(job) -> dg.SensorDefinition:
     ):
         cursor = json.loads(context.cursor)["seq"] if context.cursor else 0
         config = pipeline_config.config
+        groups = customer_groups(config)
+        partitions = context.instance.get_dynamic_partitions(CUSTOMERS_PARTITION)
         plan = plan_loads(
             state_store.store,
             cursor,
             feeds=set(config.feeds),
-            customers=set(context.instance.get_dynamic_partitions(CUSTOMERS_PARTITION)),
+            customers=groups.has_partition(partitions),
             start_date=config.start_date,
             end_date=last_partition_date(),
             limit=CHANGES_PER_TICK,
@@ -76,11 +135,13 @@ def build_gate_sensor(job) -> dg.SensorDefinition:
         for problem in plan.problems:
             context.log.warning(problem)
         loader = context.caching_dynamic_partitions_loader
-        if loader is not None:  # one batched lookup, not one query per customer when Dagster checks the requests
+        if loader is not None:  # one batched lookup, not one query per group when Dagster checks the requests
             loader.get_existing_dynamic_partitions(
-                CUSTOMERS_PARTITION, sorted({load.key.customer_id for load in plan.loads})
+                CUSTOMERS_PARTITION, sorted({groups.group_of(load.key.customer_id) for load in plan.loads})
             )
-        requests = load_requests(plan.loads, "load|")
+        requests = load_requests(
+            plan.loads, f"load|{cursor}-{plan.next_cursor}|", groups, partitions, config.customer_days_per_run
+        )
         new_cursor = json.dumps({"seq": plan.next_cursor})
         if not requests:
             return dg.SensorResult(skip_reason=f"no new authoritative runs after change {cursor}", cursor=new_cursor)
@@ -109,16 +170,18 @@ def build_reconcile_sensor(job) -> dg.SensorDefinition:
         pipeline_config: PipelineConfigResource,
     ):
         config, store, now = pipeline_config.config, state_store.store, datetime.now(UTC)
+        groups = customer_groups(config)
+        partitions = context.instance.get_dynamic_partitions(CUSTOMERS_PARTITION)
         stale = find_stale(
             store,
             feeds=config.feeds,
-            customers=context.instance.get_dynamic_partitions(CUSTOMERS_PARTITION),
+            customers=groups.has_partition(partitions),
             start_date=config.start_date,
             end_date=last_partition_date(now),
             now=now,
         )
-        busy = _partitions_in_flight(context.instance, job.name)
-        due = [p for p in stale if p.due and (p.key.customer_id, p.key.logical_date.isoformat()) not in busy]
+        busy = _InFlight(context.instance, job.name, partitions)
+        due = [p for p in stale if p.due and not busy.covers(groups.group_of(p.key.customer_id), p.key.logical_date)]
         due = due[:RECONCILE_PER_TICK]
         if not due:
             return dg.SkipReason(f"{len(stale)} stale partition(s), none due")
@@ -129,18 +192,28 @@ def build_reconcile_sensor(job) -> dg.SensorDefinition:
             )
         load_log.record_requested(store.engine, [p.key for p in due], now)
         loads = [PlannedLoad(p.key, p.run_id, p.version) for p in due]
-        return load_requests(loads, f"reconcile|{now.isoformat()}|")
+        return load_requests(loads, f"reconcile|{now.isoformat()}|", groups, partitions, config.customer_days_per_run)
 
     return reconcile
 
 
-def _partitions_in_flight(instance: dg.DagsterInstance, job_name: str) -> set[tuple[str, str]]:
-    """``(customer_id, day)`` of every load run queued, starting or running."""
-    runs = instance.get_runs(filters=dg.RunsFilter(job_name=job_name, statuses=_IN_FLIGHT))
-    busy = set()
-    for run in runs:
-        key = run.tags.get("dagster/partition")
-        if key and "|" in key:
-            customer_id, day = key.split("|")  # dimensions ordered by name: customer|date
-            busy.add((customer_id, day))
-    return busy
+class _InFlight:
+    """The partitions of every load run queued, starting or running (one key or a range)."""
+
+    def __init__(self, instance: dg.DagsterInstance, job_name: str, partitions_in_order: list[str]):
+        self.order = {group: i for i, group in enumerate(partitions_in_order)}
+        self.spans: list[tuple[int, int, date, date]] = []
+        for run in instance.get_runs(filters=dg.RunsFilter(job_name=job_name, statuses=_IN_FLIGHT)):
+            tags = run.tags
+            start = tags.get(ASSET_PARTITION_RANGE_START_TAG) or tags.get("dagster/partition")
+            end = tags.get(ASSET_PARTITION_RANGE_END_TAG) or start
+            if not start or "|" not in start or "|" not in end:
+                continue
+            (g1, d1), (g2, d2) = partition_dims(start), partition_dims(end)
+            if g1 in self.order and g2 in self.order:
+                self.spans.append((self.order[g1], self.order[g2], d1, d2))
+
+    def covers(self, group: str, day: date) -> bool:
+        """Whether a load run in flight covers ``group`` on ``day``."""
+        i = self.order.get(group)
+        return i is not None and any(a <= i <= b and d1 <= day <= d2 for a, b, d1, d2 in self.spans)

@@ -13,11 +13,12 @@ from gridcat_pipelines.defs.ingestion.sensors import sync_customer_partitions
 from gridcat_pipelines.feeds.models import PipelineConfig
 
 
-def build_ingestion_defs(config: PipelineConfig) -> dg.Definitions:
-    """Assets per feed, the ingest job, the daily schedule and the customer sync sensor."""
+def build_ingestion_defs(config: PipelineConfig, ads_api_pool: str = "synthetic") -> dg.Definitions:
+    """Assets per feed, the ingest job, the daily schedule and the customer sync sensor.
+    ``ads_api_pool`` names the developer token pool the ingest runs are tagged with."""
     partitions_def = ingestion_partitions(config.start_date)
     assets = [a for feed in config.feeds.values() for a in build_feed_assets(feed, partitions_def)]
-    job = build_ingest_job()
+    job = build_ingest_job(ads_api_pool)
     return dg.Definitions(
         assets=assets,
         jobs=[job],
@@ -29,4 +30,5 @@ def build_ingestion_defs(config: PipelineConfig) -> dg.Definitions:
 @dg.definitions
 def ingestion_defs() -> dg.Definitions:
     """Ingestion for the feed config of the environment (``dg`` loads this)."""
-    return build_ingestion_defs(Settings.from_env().pipeline_config())
+    settings = Settings.from_env()
+    return build_ingestion_defs(settings.pipeline_config(), settings.source)

@@ -26,6 +26,9 @@ class AdsSourceResource(dg.ConfigurableResource):
     fault_rate: float = 0.0
     # "<customer_id>|<query_name>|<YYYY-MM-DD>" -> fault kind, injected on that partition's first pull
     forced_faults: dict[str, str] = {}
+    max_in_flight: int = 8  # API requests one run keeps in flight (per developer token, per run)
+    latency_ms: float = 0.0  # synthetic only: simulated round-trip per query
+    batch_delay_ms: float = 0.0  # synthetic only: simulated delay per streamed batch
     developer_token: str = ""
     client_id: str = ""
     client_secret: str = ""
@@ -49,7 +52,9 @@ class AdsSourceResource(dg.ConfigurableResource):
         if self.kind == "synthetic":
             forced = {tuple(key.split("|")): kind for key, kind in self.forced_faults.items()}
             plan = FaultPlan(seed=self.seed, rate=self.fault_rate, forced=forced)
-            return SyntheticSource(seed=self.seed, faults=plan)
+            return SyntheticSource(
+                seed=self.seed, faults=plan, latency_ms=self.latency_ms, batch_delay_ms=self.batch_delay_ms
+            )
         if self.kind == "google_ads":
             from gridcat_pipelines.sources.google_ads import SETTING_KEYS, GoogleAdsApiSource
 
