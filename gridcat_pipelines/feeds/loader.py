@@ -128,7 +128,11 @@ def load_pipeline_config(
     if synthetic_source:
         _check_synthetic_source_generates(ctx, feeds)
     if "pipeline" not in doc:
-        ctx.fail("pipeline", "missing required key (start_date; optional: lookback_days, settle_hours)")
+        ctx.fail(
+            "pipeline",
+            "missing required key (start_date; optional: lookback_days, settle_hours, shard_above, shards, "
+            "customer_days_per_run)",
+        )
     settings = _parse_pipeline(ctx, doc["pipeline"])
     customers = load_customers(customers_path)
     return PipelineConfig(feeds=feeds, customers=customers, **settings)
