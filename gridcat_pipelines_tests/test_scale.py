@@ -376,3 +376,39 @@ def test_a_packed_load_run_loads_exactly_the_authoritative_runs_of_its_range(sha
         ).records
         assert set(mat.asset_materialization.metadata["loaded"].value) == set(groups.members(group))
     store.close()
+
+
+def test_the_gate_leaves_a_partition_being_ingested_to_reconcile_until_the_run_ends(env):
+    """A gate tick per 15 s would request a load run per tick of a long ingest run; the gate
+    leaves the partitions an ingest run still covers to reconcile, which requests them (due at
+    once) on its first tick after the run ended."""
+    from gridcat_pipelines.cli.local_runs import evaluate_sensor
+    from gridcat_pipelines.defs.gate.sensors import RECONCILE_SENSOR_NAME
+    from gridcat_pipelines.state import ValidationResult
+    from gridcat_pipelines.warehouse import load_log
+    from gridcat_pipelines_tests.gate_helpers import CUSTOMER, Gate
+
+    settings, instance, defs, store = env
+    key = PartitionKey("google_ads", CUSTOMER, "campaign", DAY)
+    ingest = create_run_for_test(
+        instance,
+        job_name=INGEST_JOB_NAME,
+        status=dg.DagsterRunStatus.STARTED,
+        tags={"dagster/partition": str(partition_key(CUSTOMER, DAY))},
+    )
+    run_id = f"01a24bf2-e840-71a1-b9e3-{1:012d}"
+    store.record_result(ValidationResult(key, run_id, "success", "1", 5))
+    assert Gate(defs, instance).tick() == []  # the ingest run still covers the partition
+    (record,) = load_log.load_records(store.engine, [key]).values()
+    assert record.last_outcome == load_log.OUTCOME_REQUESTED and record.due_at is not None
+
+    def reconcile() -> list[dg.RunRequest]:
+        return list(evaluate_sensor(defs, instance, RECONCILE_SENSOR_NAME).run_requests or [])
+
+    assert reconcile() == []  # still ingesting
+    instance.report_dagster_event(  # the ingest run ends
+        dg.DagsterEvent(dg.DagsterEventType.RUN_SUCCESS.value, job_name=INGEST_JOB_NAME), run_id=ingest.run_id
+    )
+    assert instance.get_run_by_id(ingest.run_id).status == dg.DagsterRunStatus.SUCCESS
+    (request,) = reconcile()  # due at once, not after the 2 min grace of a change the gate never saw
+    assert request.tags["gridcat/run_id.campaign"] == run_id

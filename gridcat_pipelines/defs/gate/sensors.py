@@ -8,7 +8,12 @@ feed of its range whose slice is not the authoritative run at the state's versio
 single customer-day carries the plan itself: its ``run_key`` holds each feed's source, run id
 and state version, and tags ``gridcat/run_id.<feed>`` / ``gridcat/state_version.<feed>`` hand
 each loader its run and the version its commit is fenced with. Every commit is fenced either
-way (:func:`gridcat_pipelines.warehouse.loader.load_partition`)."""
+way (:func:`gridcat_pipelines.warehouse.loader.load_partition`).
+
+A change whose partition an ingest run still covers (queued or running) is not requested by
+the gate: the run is still writing that range, and a load per gate tick would make a load run
+every 15 s for each long ingest run. The gate marks those partitions due in the load log
+instead, and reconcile requests them, packed, on its first tick after the ingest run ended."""
 
 import json
 from collections import defaultdict
@@ -18,6 +23,7 @@ import dagster as dg
 
 from gridcat_pipelines.customer_groups import CustomerGroups
 from gridcat_pipelines.defs.gate.assets import SOURCE_TAG, run_id_tag, state_version_tag, warehouse_key
+from gridcat_pipelines.defs.ingestion.jobs import INGEST_JOB_NAME
 from gridcat_pipelines.defs.ingestion.partitions import (
     CUSTOMERS_PARTITION,
     last_partition_date,
@@ -139,8 +145,20 @@ def build_gate_sensor(job) -> dg.SensorDefinition:
             loader.get_existing_dynamic_partitions(
                 CUSTOMERS_PARTITION, sorted({groups.group_of(load.key.customer_id) for load in plan.loads})
             )
+        ingesting = _InFlight(context.instance, INGEST_JOB_NAME, partitions)
+        loads, deferred = [], []
+        for load in plan.loads:
+            busy = ingesting.covers(groups.group_of(load.key.customer_id), load.key.logical_date)
+            (deferred if busy else loads).append(load)
+        if deferred:
+            load_log.record_requested(
+                state_store.store.engine, [load.key for load in deferred], datetime.now(UTC), due_now=True
+            )
+            context.log.info(
+                f"{len(deferred)} load(s) wait for the ingest run covering them to end; reconcile requests them then"
+            )
         requests = load_requests(
-            plan.loads, f"load|{cursor}-{plan.next_cursor}|", groups, partitions, config.customer_days_per_run
+            loads, f"load|{cursor}-{plan.next_cursor}|", groups, partitions, config.customer_days_per_run
         )
         new_cursor = json.dumps({"seq": plan.next_cursor})
         if not requests:
@@ -153,8 +171,8 @@ def build_gate_sensor(job) -> dg.SensorDefinition:
 def build_reconcile_sensor(job) -> dg.SensorDefinition:
     """The reconcile sensor for ``job``: every minute, requests the loads of success partitions
     whose slice is not their authoritative run and that are due (a failed load after its
-    backoff, a request that never ran, a change the gate could not load), skipping partitions
-    with a load run already queued or running."""
+    backoff, a request that never ran, a change the gate could not load or left to it while
+    its ingest run went on), skipping partitions with a load or ingest run queued or running."""
 
     @dg.sensor(
         name=RECONCILE_SENSOR_NAME,
@@ -180,8 +198,15 @@ def build_reconcile_sensor(job) -> dg.SensorDefinition:
             end_date=last_partition_date(now),
             now=now,
         )
-        busy = _InFlight(context.instance, job.name, partitions)
-        due = [p for p in stale if p.due and not busy.covers(groups.group_of(p.key.customer_id), p.key.logical_date)]
+        loading = _InFlight(context.instance, job.name, partitions)
+        ingesting = _InFlight(context.instance, INGEST_JOB_NAME, partitions)
+        due = [
+            p
+            for p in stale
+            if p.due
+            and not loading.covers(groups.group_of(p.key.customer_id), p.key.logical_date)
+            and not ingesting.covers(groups.group_of(p.key.customer_id), p.key.logical_date)
+        ]
         due = due[:RECONCILE_PER_TICK]
         if not due:
             return dg.SkipReason(f"{len(stale)} stale partition(s), none due")
@@ -198,7 +223,7 @@ def build_reconcile_sensor(job) -> dg.SensorDefinition:
 
 
 class _InFlight:
-    """The partitions of every load run queued, starting or running (one key or a range)."""
+    """The partitions of every run of a job queued, starting or running (one key or a range)."""
 
     def __init__(self, instance: dg.DagsterInstance, job_name: str, partitions_in_order: list[str]):
         self.order = {group: i for i, group in enumerate(partitions_in_order)}
@@ -214,6 +239,6 @@ class _InFlight:
                 self.spans.append((self.order[g1], self.order[g2], d1, d2))
 
     def covers(self, group: str, day: date) -> bool:
-        """Whether a load run in flight covers ``group`` on ``day``."""
+        """Whether a run in flight covers ``group`` on ``day``."""
         i = self.order.get(group)
         return i is not None and any(a <= i <= b and d1 <= day <= d2 for a, b, d1, d2 in self.spans)
