@@ -75,7 +75,7 @@ def test_the_daemon_runs_the_daily_schedule_for_200_accounts(e2e_env, daemon_fac
     try:
         config = settings.pipeline_config()
         groups = customer_groups(config)
-        assert groups.sharded and len(groups.keys()) == 64
+        assert groups.sharded and len(groups.keys()) == 16
 
         # the daemon's customer sync sensor adds the shard partitions by itself
         deadline = time.monotonic() + 120

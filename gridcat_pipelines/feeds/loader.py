@@ -490,7 +490,7 @@ def _parse_pipeline(ctx: _Ctx, raw: Any) -> dict[str, Any]:
         ctx.fail("pipeline.settle_hours", f"must be a number of hours from 0 to {MAX_SETTLE_HOURS}, got {settle!r}")
     sizes = {
         "shard_above": (raw.get("shard_above", 100), 0, 10_000_000),
-        "shards": (raw.get("shards", 64), 1, MAX_SHARDS),
+        "shards": (raw.get("shards", 16), 1, MAX_SHARDS),
         "customer_days_per_run": (raw.get("customer_days_per_run", 400), 1, 100_000),
     }
     for name, (value, low, high) in sizes.items():

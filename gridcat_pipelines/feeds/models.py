@@ -180,6 +180,6 @@ class PipelineConfig:
     # past this many customers, the customer partition dimension holds shards of customers
     # (crc32 of the customer id modulo ``shards``) instead of one partition per customer
     shard_above: int = 100
-    shards: int = 64
+    shards: int = 16
     # the daily schedule packs each run with at most this many customer-days (customers x days)
     customer_days_per_run: int = 400
