@@ -1,4 +1,4 @@
-"""Benchmark the HTTP API (``gridcat serve``) on PostgreSQL at 16 concurrent clients.
+"""Benchmark the API (``gridcat serve --grpc-port``) on PostgreSQL at 16 concurrent clients.
 
 Creates its own database on ``--pg-url`` (default $GRIDCAT_BENCH_PG_URL, else
 $GRIDCAT_TEST_PG_URL, else postgresql+psycopg://postgres@127.0.0.1:5432/postgres), migrates it,
@@ -7,14 +7,18 @@ and backfills ``env`` and ``team``, starts ``gridcat serve`` in its own process 
 off) and drives it from this process with ``--clients`` keep-alive HTTP/1.1 connections on one
 asyncio loop, for ``--seconds`` per round, ``--rounds`` rounds:
 
-1. ``GetState`` of random existing keys (Connect unary POST);
-2. ``ListStates`` with two facet filters (env, team), page 20.
+1. ``GetState`` of random existing keys in each wire format: Connect unary JSON and Connect
+   unary binary protobuf (``application/proto``), both over ``--clients`` HTTP/1.1 keep-alive
+   connections, and gRPC (grpcio's asyncio client, ``--clients`` calls in flight on one HTTP/2
+   channel to the gRPC port);
+2. ``ListStates`` with two facet filters (env, team), page 20, in JSON.
 
 Baseline, measured in the same run: the same calls to the same services in process
 (``StateStore.get`` / ``StateStore.list_states``) from ``--clients`` threads. Printed:
-requests/s, p50 and p99 per round and their medians, the ratio HTTP / in-process (p50 and
-throughput), any non-200 answer, and the targets (GetState >= 800 requests/s, p99 <= 25 ms)
-as met / NOT met. The database is dropped WITH (FORCE) at the end, even on error.
+requests/s, p50 and p99 per round and their medians, the ratio to in-process (p50 and
+throughput), binary / JSON, any non-200 answer (a gRPC status other than OK counts), and the
+targets (GetState >= 800 requests/s and p99 <= 25 ms in every wire format; binary not slower
+than JSON) as met / NOT met. The database is dropped WITH (FORCE) at the end, even on error.
 
 Run:  .venv/bin/python bench/http.py [--rows 100000] [--clients 16] [--seconds 5] [--rounds 3]
           [--pg-url URL] [--json]
@@ -44,6 +48,7 @@ sys.path.insert(0, str(REPO))
 
 from pg_scratch import DEFAULT_PG_URL, scratch_database  # noqa: E402
 
+from gridcat_pipelines.api.gen.gridapi.v1 import state_service_pb2  # noqa: E402
 from gridcat_pipelines.state import PartitionKey, StateStore  # noqa: E402
 from gridcat_pipelines.tag_facets.service import FacetService  # noqa: E402
 
@@ -92,12 +97,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(url: str, home: Path) -> tuple[subprocess.Popen, int]:
-    """``gridcat serve`` on a free port, once ``/healthz`` answers."""
-    port = free_port()
+def start_server(url: str, home: Path) -> tuple[subprocess.Popen, int, int]:
+    """``gridcat serve --grpc-port`` on free ports, once ``/healthz`` answers."""
+    port, grpc_port = free_port(), free_port()
     env = {**os.environ, "GRIDCAT_DB_URL": url, "GRIDCAT_HOME": str(home), "GRIDCAT_API_ADMIN_TOKENS": TOKEN}
+    command = ["serve", "--port", str(port), "--grpc-port", str(grpc_port), "--log-level", "warning"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gridcat_pipelines.cli.main", "serve", "--port", str(port), "--log-level", "warning"],
+        [sys.executable, "-m", "gridcat_pipelines.cli.main", *command],
         env=env,
         cwd=REPO,
         stdout=subprocess.DEVNULL,
@@ -111,7 +117,7 @@ def start_server(url: str, home: Path) -> tuple[subprocess.Popen, int]:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
                 s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                 if s.recv(64).startswith(b"HTTP/1.1 200"):
-                    return proc, port
+                    return proc, port, grpc_port
         except OSError:
             pass
         time.sleep(0.1)
@@ -119,11 +125,17 @@ def start_server(url: str, home: Path) -> tuple[subprocess.Popen, int]:
     raise RuntimeError("gridcat serve did not become healthy")
 
 
-async def _client(port: int, path: str, bodies, deadline: float, latencies: list, statuses: Counter) -> None:
+JSON = "application/json"
+PROTO = "application/proto"
+
+
+async def _client(
+    port: int, path: str, bodies, deadline: float, latencies: list, statuses: Counter, content_type: str
+) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     head = (
         f"POST {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {TOKEN}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: "
+        f"Content-Type: {content_type}\r\nContent-Length: "
     ).encode()
     try:
         while time.perf_counter() < deadline:
@@ -145,21 +157,65 @@ async def _client(port: int, path: str, bodies, deadline: float, latencies: list
         writer.close()
 
 
-def http_round(port: int, path: str, make_body, clients: int, seconds: float) -> dict:
-    """One timed round of ``clients`` connections; requests/s, p50/p99 ms, statuses."""
+def http_round(
+    port: int, path: str, make_body, clients: int, seconds: float, content_type: str = JSON, encode=None
+) -> dict:
+    """One timed round of ``clients`` connections; requests/s, p50/p99 ms, statuses. ``encode``
+    turns a message into the body (default: JSON)."""
     latencies: list[float] = []
     statuses: Counter = Counter()
+    encode = encode or (lambda message: json.dumps(message).encode())
 
     def bodies(seed: int):
         rng = random.Random(seed)
         while True:
-            yield json.dumps(make_body(rng)).encode()
+            yield encode(make_body(rng))
 
     async def run() -> float:
         deadline = time.perf_counter() + seconds
         started = time.perf_counter()
-        await asyncio.gather(*[_client(port, path, bodies(n), deadline, latencies, statuses) for n in range(clients)])
+        await asyncio.gather(
+            *[_client(port, path, bodies(n), deadline, latencies, statuses, content_type) for n in range(clients)]
+        )
         return time.perf_counter() - started
+
+    elapsed = asyncio.run(run())
+    return summarize(latencies, elapsed, statuses)
+
+
+def proto_body(message: dict) -> bytes:
+    """A GetState message in binary protobuf."""
+    return state_service_pb2.GetStateRequest(**message).SerializeToString()
+
+
+def grpc_round(grpc_port: int, make_body, clients: int, seconds: float) -> dict:
+    """One timed round of ``clients`` concurrent GetState calls on one grpcio asyncio channel."""
+    import grpc
+
+    latencies: list[float] = []
+    statuses: Counter = Counter()
+    metadata = (("authorization", f"Bearer {TOKEN}"),)
+
+    async def caller(call, seed: int, deadline: float) -> None:
+        rng = random.Random(seed)
+        while time.perf_counter() < deadline:
+            request = proto_body(make_body(rng))
+            started = time.perf_counter()
+            try:
+                await call(request, metadata=metadata, timeout=30)
+                statuses[200] += 1
+            except grpc.aio.AioRpcError as exc:
+                statuses[exc.code().name] += 1
+            latencies.append(time.perf_counter() - started)
+
+    async def run() -> float:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            # bytes in, bytes out: the client's own protobuf work stays out of the figure
+            call = channel.unary_unary("/gridapi.v1.StateService/GetState")
+            deadline = time.perf_counter() + seconds
+            started = time.perf_counter()
+            await asyncio.gather(*[caller(call, n, deadline) for n in range(clients)])
+            return time.perf_counter() - started
 
     elapsed = asyncio.run(run())
     return summarize(latencies, elapsed, statuses)
@@ -234,10 +290,12 @@ def run(args: argparse.Namespace, url: str) -> int:
             f"{args.rounds} rounds of {args.seconds:.0f} s; CPUs: {os.cpu_count()}"
         )
         home = Path(os.environ.get("TMPDIR", "/tmp")) / sa.engine.make_url(url).database
-        proc, port = start_server(url, home)
+        proc, port, grpc_port = start_server(url, home)
 
         get_body = lambda rng: key_for(rng.randrange(args.rows))  # noqa: E731
         http_round(port, GET_PATH, get_body, args.clients, 1.0)  # warm-up
+        http_round(port, GET_PATH, get_body, args.clients, 1.0, PROTO, proto_body)
+        grpc_round(grpc_port, get_body, args.clients, 1.0)
         http_round(port, LIST_PATH, list_message, args.clients, 1.0)
 
         def get_call(msg: dict) -> None:
@@ -247,13 +305,16 @@ def run(args: argparse.Namespace, url: str) -> int:
             store.list_states(filters=msg["filters"], page_size=20)
 
         results: dict[str, dict[str, list[dict]]] = {
-            "GetState": {"http": [], "inproc": []},
-            "ListStates(2 facet filters)": {"http": [], "inproc": []},
+            "GetState": {"json": [], "binary": [], "grpc": [], "inproc": []},
+            "ListStates(2 facet filters)": {"json": [], "inproc": []},
         }
-        for _ in range(args.rounds):  # alternate HTTP and in-process within each round
-            results["GetState"]["http"].append(http_round(port, GET_PATH, get_body, args.clients, args.seconds))
-            results["GetState"]["inproc"].append(inproc_round(get_call, get_body, args.clients, args.seconds))
-            results["ListStates(2 facet filters)"]["http"].append(
+        for _ in range(args.rounds):  # alternate the wire formats and in-process within each round
+            get = results["GetState"]
+            get["json"].append(http_round(port, GET_PATH, get_body, args.clients, args.seconds))
+            get["binary"].append(http_round(port, GET_PATH, get_body, args.clients, args.seconds, PROTO, proto_body))
+            get["grpc"].append(grpc_round(grpc_port, get_body, args.clients, args.seconds))
+            get["inproc"].append(inproc_round(get_call, get_body, args.clients, args.seconds))
+            results["ListStates(2 facet filters)"]["json"].append(
                 http_round(port, LIST_PATH, list_message, args.clients, args.seconds)
             )
             results["ListStates(2 facet filters)"]["inproc"].append(
@@ -271,16 +332,27 @@ def run(args: argparse.Namespace, url: str) -> int:
                 print(
                     f"{op:<30}{path:<10}{med['rps']:>9.0f}{med['p50_ms']:>9.2f}{med['p99_ms']:>9.2f}{bad:>9}   {per_round}"
                 )
-            h, i = summary[f"{op}/http"], summary[f"{op}/inproc"]
+            i = summary[f"{op}/inproc"]
+            for path in by_path:
+                if path != "inproc":
+                    h = summary[f"{op}/{path}"]
+                    print(
+                        f"{'':<30}{path} / in-process: p50 {h['p50_ms'] / i['p50_ms']:.2f}x, "
+                        f"throughput {h['rps'] / i['rps']:.2f}x"
+                    )
+        print()
+        for path in ("json", "binary", "grpc"):
+            get = summary[f"GetState/{path}"]
             print(
-                f"{'':<30}HTTP / in-process: p50 {h['p50_ms'] / i['p50_ms']:.2f}x, throughput {h['rps'] / i['rps']:.2f}x"
+                f"GetState {path:<7} at {args.clients} clients: {get['rps']:.0f} req/s (target >= 800: "
+                f"{'met' if get['rps'] >= 800 else 'NOT met'}), p99 {get['p99_ms']:.1f} ms (target <= 25 ms: "
+                f"{'met' if get['p99_ms'] <= 25 else 'NOT met'})"
             )
-        get = summary["GetState/http"]
+        js, binary = summary["GetState/json"], summary["GetState/binary"]
         print(
-            f"\nGetState at {args.clients} clients: {get['rps']:.0f} req/s (target >= 800: "
-            f"{'met' if get['rps'] >= 800 else 'NOT met'}), p99 {get['p99_ms']:.1f} ms (target <= 25 ms: "
-            f"{'met' if get['p99_ms'] <= 25 else 'NOT met'}); non-200 answers: "
-            f"{sum(v['non_200'] for k, v in summary.items() if k.endswith('/http'))}"
+            f"binary / JSON: throughput {binary['rps'] / js['rps']:.2f}x, p99 {binary['p99_ms'] / js['p99_ms']:.2f}x "
+            f"(binary not slower: {'met' if binary['rps'] >= js['rps'] else 'NOT met'}); "
+            f"non-200 answers: {sum(v['non_200'] for k, v in summary.items() if not k.endswith('/inproc'))}"
         )
         if args.json:
             print(json.dumps(summary))

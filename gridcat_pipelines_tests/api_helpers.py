@@ -53,6 +53,8 @@ class ApiServer:
     no_auth: bool = False
     env: dict[str, str] = field(default_factory=dict)
     port: int = 0
+    grpc: bool = False  # also --grpc-port (HTTP/2 for gRPC clients) on ``grpc_port``
+    grpc_port: int = 0
     proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 60.0) -> ApiServer:
@@ -78,6 +80,9 @@ class ApiServer:
         ]
         if self.no_auth:
             args.append("--no-auth")
+        if self.grpc:
+            self.grpc_port = free_port()
+            args += ["--grpc-port", str(self.grpc_port)]
         self.log_path = self.home / f"serve-{self.port}.log"
         self.home.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "wb")

@@ -32,8 +32,9 @@ from gridcat_pipelines.api.calls import Call
 from gridcat_pipelines.api.errors import HttpError, connect_error
 from gridcat_pipelines.api.idempotency import StoredResponse, request_hash
 from gridcat_pipelines.api.messages import check_string, read_message
-from gridcat_pipelines.api.route import Route
+from gridcat_pipelines.api.route import RPC_PREFIX, Route
 from gridcat_pipelines.api.routes import Router
+from gridcat_pipelines.api.rpc_bridge import RpcApplications
 from gridcat_pipelines.api.schemas import REQUESTS
 from gridcat_pipelines.api.services import ApiServices
 from gridcat_pipelines.errors import INTERNAL, INVALID_ARGUMENT, UNAVAILABLE, GridcatError
@@ -80,6 +81,14 @@ class GridcatApi:
         self.max_body = max_body
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="gridcat-api")
         self.openapi_body = openapi.render(self.router).encode("utf-8")
+        self._rpc_routes = {route.path: route for route in self.router.routes if route.is_rpc}
+        self.rpc = RpcApplications(self, max_body=max_body)
+        # awaited at lifespan shutdown before the worker threads stop (a second server draining)
+        self.before_shutdown: Callable[[], Awaitable[None]] | None = None
+
+    def rpc_route(self, service: str, method: str) -> Route:
+        """The route of ``<service>/<method>`` (``service`` fully qualified, ``gridapi.v1.StateService``)."""
+        return self._rpc_routes[f"/{service}/{method}"]
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -88,6 +97,9 @@ class GridcatApi:
         if scope["type"] != "http":
             return
         started = time.perf_counter()
+        if _is_protobuf(scope):
+            await self._protobuf(scope, receive, send, started)
+            return
         response, unread = await self._respond(scope, receive)
         try:
             await _send(send, response)
@@ -96,6 +108,22 @@ class GridcatApi:
                 _log_request(scope, response.status, (time.perf_counter() - started) * 1000)
         if unread:
             await _drain(receive)
+
+    async def _protobuf(self, scope: dict[str, Any], receive: Receive, send: Send, started: float) -> None:
+        """A binary Connect or gRPC request: connectrpc answers it (see ``rpc_bridge``)."""
+        status = 0
+
+        async def send_logged(event: dict[str, Any]) -> None:
+            nonlocal status
+            if event["type"] == "http.response.start":
+                status = event["status"]
+            await send(event)
+
+        try:
+            await self.rpc(scope, receive, send_logged)
+        finally:
+            if access_log.isEnabledFor(logging.INFO):
+                _log_request(scope, status, (time.perf_counter() - started) * 1000)
 
     async def _respond(self, scope: dict[str, Any], receive: Receive) -> tuple[Response, bool]:
         """The response, and whether the request body was left unread (413)."""
@@ -131,7 +159,7 @@ class GridcatApi:
         key = headers.get("idempotency-key") if route.mutation else None
         if key is None:
             return await self._run(route, call)
-        return await self._run_once(route, call, principal, self.services.idempotency.check_key(key), path)
+        return await self.run_once(route, call, principal, self.services.idempotency.check_key(key), path)
 
     async def _message(self, route: Route, headers: dict[str, str], receive: Receive) -> dict[str, Any]:
         if route.request is None:
@@ -164,13 +192,13 @@ class GridcatApi:
         return _checked(dict(pairs), "query")
 
     async def _run(self, route: Route, call: Call) -> Response:
-        payload = await self._in_thread(route.handler, self.services, call)
+        payload = await self.in_thread(route.handler, self.services, call)
         return Response.json(route.status, payload)
 
-    async def _run_once(self, route: Route, call: Call, principal: Principal, key: str, path: str) -> Response:
+    async def run_once(self, route: Route, call: Call, principal: Principal, key: str, path: str) -> Response:
         store = self.services.idempotency
         digest = request_hash(route.method, path, {"message": call.message, "query": call.query})
-        claim = await self._in_thread(store.claim, principal.id, key, digest)
+        claim = await self.in_thread(store.claim, principal.id, key, digest)
         if isinstance(claim, StoredResponse):
             return Response(claim.status, claim.body, {"idempotent-replayed": "true"})
         try:
@@ -178,20 +206,20 @@ class GridcatApi:
         except (GridcatError, HttpError) as exc:
             response = Response.error(exc)
         except BaseException:
-            await self._in_thread(store.complete, principal.id, key, claim, 500, b"")
+            await self.in_thread(store.complete, principal.id, key, claim, 500, b"")
             raise
-        await self._in_thread(store.complete, principal.id, key, claim, response.status, response.body)
+        await self.in_thread(store.complete, principal.id, key, claim, response.status, response.body)
         return response
 
     async def _health(self) -> Response:
         try:
-            payload = await self._in_thread(self.services.health)
+            payload = await self.in_thread(self.services.health)
         except Exception as exc:  # the database is down or unreachable: say so, 503
             log.warning("health check failed: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
             return Response.error(GridcatError(UNAVAILABLE, f"database check failed: {type(exc).__name__}"))
         return Response.json(200, payload)
 
-    async def _in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
+    async def in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -200,6 +228,8 @@ class GridcatApi:
             if event["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.complete"})
             elif event["type"] == "lifespan.shutdown":
+                if self.before_shutdown is not None:
+                    await self.before_shutdown()
                 self.executor.shutdown(wait=True)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -225,6 +255,19 @@ def _log_request(scope: dict[str, Any], status: int, ms: float) -> None:
         ms,
         extra={"method": method, "path": path, "status": status, "duration_ms": round(ms, 1)},
     )
+
+
+_PROTOBUF_TYPES = (b"application/proto", b"application/grpc", b"application/connect+")
+
+
+def _is_protobuf(scope: dict[str, Any]) -> bool:
+    """A request for connectrpc: an RPC path with a protobuf, gRPC or Connect streaming content type."""
+    if not scope["path"].startswith(RPC_PREFIX):
+        return False
+    for name, value in scope.get("headers", ()):
+        if name.lower() == b"content-type":
+            return value.lower().startswith(_PROTOBUF_TYPES)
+    return False
 
 
 def _allow(method: str, allowed: tuple[str, ...]) -> None:

@@ -16,6 +16,7 @@ query strings and bodies are never logged.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import logging.config
@@ -27,6 +28,7 @@ import uvicorn
 
 from gridcat_pipelines.api.app import GridcatApi
 from gridcat_pipelines.api.auth import TokenAuth
+from gridcat_pipelines.api.grpc_port import serve_with_grpc
 from gridcat_pipelines.api.services import ApiServices
 from gridcat_pipelines.config import Settings
 from gridcat_pipelines.errors import failed_precondition
@@ -99,6 +101,8 @@ def log_config(level: str = "info", fmt: str = "text", *, access_log: bool = Tru
             "uvicorn.access": to_stderr,
             "gridcat": to_stderr,
             "gridcat.api.access": {"level": level if access_log else "WARNING", "propagate": True},
+            # the gRPC port's server (hypercorn): its errors, formatted alike
+            "hypercorn.error": to_stderr,
         },
         # everything else (libraries' warnings) the same way
         "root": {"handlers": ["stderr"], "level": "WARNING"},
@@ -125,8 +129,13 @@ def serve(
     log_level: str = "info",
     access_log: bool = True,
     log_format: str = "text",
+    grpc_port: int | None = None,
 ) -> int:
-    """Serve until SIGTERM/SIGINT; returns the exit status. ``access_log=False``: no request lines."""
+    """Serve until SIGTERM/SIGINT; returns the exit status. ``access_log=False``: no request lines.
+
+    ``grpc_port``: also serve HTTP/2 (cleartext, prior knowledge) on that port for gRPC clients,
+    with hypercorn in the same process and event loop; it answers every request the HTTP/1.1
+    port answers. uvicorn, which serves ``port``, speaks HTTP/1.1 only."""
     logging_config = log_config(log_level, log_format, access_log=access_log)
     logging.config.dictConfig(logging_config)
     auth = build_auth(settings, no_auth=no_auth)
@@ -146,15 +155,19 @@ def serve(
         )
         server = uvicorn.Server(config)
         log.info(
-            "gridcat serve: http://%s:%d database=%s auth=%s",
+            "gridcat serve: http://%s:%d%s database=%s auth=%s",
             host,
             port,
+            f" grpc=h2c://{host}:{grpc_port}" if grpc_port else "",
             services.store.dialect,
             "tokens" if auth.enabled else "OFF (--no-auth)",
         )
         previous = signal.signal(signal.SIGTERM, _drained)  # uvicorn re-raises SIGTERM after draining
         try:
-            server.run()
+            if grpc_port:
+                asyncio.run(serve_with_grpc(server, app, host, grpc_port, graceful_seconds=GRACEFUL_SECONDS))
+            else:
+                server.run()
         except _Drained:
             pass
         finally:
