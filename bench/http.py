@@ -15,8 +15,9 @@ asyncio loop, for ``--seconds`` per round, ``--rounds`` rounds:
 
 Baseline, measured in the same run: the same calls to the same services in process
 (``StateStore.get`` / ``StateStore.list_states``) from ``--clients`` threads. Printed:
-requests/s, p50 and p99 per round and their medians, the ratio to in-process (p50 and
-throughput), binary / JSON, any non-200 answer (a gRPC status other than OK counts), and the
+requests/s, p50 and p99 per round and their medians, the server process's CPU per request
+(from ``/proc``; the load generators differ in their own cost, the gRPC client most), the ratio
+to in-process (p50 and throughput), binary / JSON, any non-200 answer (a gRPC status other than OK counts), and the
 targets (GetState >= 800 requests/s and p99 <= 25 ms in every wire format; binary not slower
 than JSON) as met / NOT met. The database is dropped WITH (FORCE) at the end, even on error.
 
@@ -259,6 +260,20 @@ def summarize(latencies: list[float], elapsed: float, statuses: Counter) -> dict
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of process ``pid`` so far (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def with_server_cpu(pid: int, measure) -> dict:
+    """``measure()``'s figures plus the server process's CPU per request (microseconds)."""
+    before = cpu_seconds(pid)
+    figures = measure()
+    figures["server_cpu_us"] = (cpu_seconds(pid) - before) / max(figures["requests"], 1) * 1e6
+    return figures
+
+
 def median_of(rounds: list[dict], field: str) -> float:
     return statistics.median(r[field] for r in rounds)
 
@@ -310,9 +325,12 @@ def run(args: argparse.Namespace, url: str) -> int:
         }
         for _ in range(args.rounds):  # alternate the wire formats and in-process within each round
             get = results["GetState"]
-            get["json"].append(http_round(port, GET_PATH, get_body, args.clients, args.seconds))
-            get["binary"].append(http_round(port, GET_PATH, get_body, args.clients, args.seconds, PROTO, proto_body))
-            get["grpc"].append(grpc_round(grpc_port, get_body, args.clients, args.seconds))
+            pid, n, secs = proc.pid, args.clients, args.seconds
+            get["json"].append(with_server_cpu(pid, lambda: http_round(port, GET_PATH, get_body, n, secs)))
+            get["binary"].append(
+                with_server_cpu(pid, lambda: http_round(port, GET_PATH, get_body, n, secs, PROTO, proto_body))
+            )
+            get["grpc"].append(with_server_cpu(pid, lambda: grpc_round(grpc_port, get_body, n, secs)))
             get["inproc"].append(inproc_round(get_call, get_body, args.clients, args.seconds))
             results["ListStates(2 facet filters)"]["json"].append(
                 http_round(port, LIST_PATH, list_message, args.clients, args.seconds)
@@ -322,15 +340,22 @@ def run(args: argparse.Namespace, url: str) -> int:
             )
 
         summary = {}
-        print(f"\n{'operation':<30}{'path':<10}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-200':>9}   per round req/s")
+        print(
+            f"\n{'operation':<30}{'path':<10}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-200':>9}"
+            f"{'srv CPU us':>12}   per round req/s"
+        )
         for op, by_path in results.items():
             for path, rounds in by_path.items():
                 med = {f: median_of(rounds, f) for f in ("rps", "p50_ms", "p99_ms")}
+                if "server_cpu_us" in rounds[0]:
+                    med["server_cpu_us"] = median_of(rounds, "server_cpu_us")
                 bad = sum(r["non_200"] for r in rounds)
                 summary[f"{op}/{path}"] = {**med, "non_200": bad}
                 per_round = ", ".join(f"{r['rps']:.0f}" for r in rounds)
+                cpu = f"{med['server_cpu_us']:>12.0f}" if "server_cpu_us" in med else f"{'':>12}"
                 print(
-                    f"{op:<30}{path:<10}{med['rps']:>9.0f}{med['p50_ms']:>9.2f}{med['p99_ms']:>9.2f}{bad:>9}   {per_round}"
+                    f"{op:<30}{path:<10}{med['rps']:>9.0f}{med['p50_ms']:>9.2f}{med['p99_ms']:>9.2f}{bad:>9}{cpu}"
+                    f"   {per_round}"
                 )
             i = summary[f"{op}/inproc"]
             for path in by_path:
@@ -349,6 +374,12 @@ def run(args: argparse.Namespace, url: str) -> int:
                 f"{'met' if get['p99_ms'] <= 25 else 'NOT met'})"
             )
         js, binary = summary["GetState/json"], summary["GetState/binary"]
+        grpc_figures = summary["GetState/grpc"]
+        print(
+            f"server CPU per GetState: JSON {js['server_cpu_us']:.0f} us, binary {binary['server_cpu_us']:.0f} us "
+            f"({binary['server_cpu_us'] / js['server_cpu_us']:.2f}x), gRPC {grpc_figures['server_cpu_us']:.0f} us "
+            f"({grpc_figures['server_cpu_us'] / js['server_cpu_us']:.2f}x)"
+        )
         print(
             f"binary / JSON: throughput {binary['rps'] / js['rps']:.2f}x, p99 {binary['p99_ms'] / js['p99_ms']:.2f}x "
             f"(binary not slower: {'met' if binary['rps'] >= js['rps'] else 'NOT met'}); "

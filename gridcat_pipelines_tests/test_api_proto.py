@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -499,8 +499,8 @@ def test_an_unknown_method_is_unimplemented_over_grpc(server, grpc_stubs):
 
 
 def test_a_read_token_is_refused_before_a_large_body_and_the_connection_lives(server):
-    """A refused call whose body is still arriving does not take down the other streams of its
-    HTTP/2 connection (hypercorn drops the connection when data arrives for an answered stream)."""
+    """A call refused before its large message was read leaves the other calls on its HTTP/2
+    connection alone."""
     import grpc
 
     big = state_service_pb2.RecordResultRequest(**key(), run_id=new_run_id(), error_message="y" * 600_000)
@@ -532,56 +532,70 @@ def test_grpc_port_options_are_checked(tmp_path, sqlite_url):
 
 
 def test_sigterm_drains_a_grpc_call_in_flight(tmp_path, sqlite_url):
-    """A gRPC call whose message is still arriving when SIGTERM lands is answered with
-    grpc-status 0; then the process exits 0 within a few seconds."""
-    import h2.config
-    import h2.connection
-    import h2.events
+    """A gRPC write waiting on the database when SIGTERM lands is answered OK once the database
+    lets it through; then the process exits 0 within a few seconds."""
+    import sqlite3
+
+    import grpc
+
+    from gridcat_pipelines.api.gen.gridapi.v1 import state_service_pb2_grpc
 
     srv = ApiServer(sqlite_url, tmp_path, grpc=True).start()
-    message = state_service_pb2.GetStateRequest(**key()).SerializeToString()
-    frame = b"\x00" + len(message).to_bytes(4, "big") + message
-    sock = socket.create_connection(("127.0.0.1", srv.grpc_port), timeout=30)
-    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    blocker = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+    k = key()
     try:
-        conn.initiate_connection()
-        conn.send_headers(
-            1,
-            [
-                (":method", "POST"),
-                (":scheme", "http"),
-                (":authority", f"127.0.0.1:{srv.grpc_port}"),
-                (":path", "/gridapi.v1.StateService/GetState"),
-                ("content-type", "application/grpc"),
-                ("te", "trailers"),
-                ("authorization", f"Bearer {ADMIN}"),
-            ],
-        )
-        conn.send_data(1, frame[:4])
-        sock.sendall(conn.data_to_send())
-        time.sleep(0.5)
-        started = time.monotonic()
-        srv.proc.send_signal(signal.SIGTERM)
-        time.sleep(0.5)
-        conn.send_data(1, frame[4:], end_stream=True)
-        sock.sendall(conn.data_to_send())
-        body, trailers = b"", {}
-        while not trailers:
-            data = sock.recv(65536)
-            assert data, "the server closed the connection before answering"
-            for event in conn.receive_data(data):
-                if isinstance(event, h2.events.DataReceived):
-                    body += event.data
-                    conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
-                elif isinstance(event, h2.events.TrailersReceived):
-                    trailers = {k.decode(): v.decode() for k, v in event.headers}
-            sock.sendall(conn.data_to_send())
-        assert trailers.get("grpc-status") == "0", trailers
-        response = state_service_pb2.GetStateResponse.FromString(body[5:])
-        assert response.state.status == common_pb2.STATE_STATUS_PENDING
+        with grpc.insecure_channel(f"127.0.0.1:{srv.grpc_port}") as channel:
+            stub = state_service_pb2_grpc.StateServiceStub(channel)
+            metadata = [("authorization", f"Bearer {ADMIN}")]
+            assert stub.GetState(state_service_pb2.GetStateRequest(**k), metadata=metadata, timeout=10)
+            blocker.execute("BEGIN IMMEDIATE")  # the server's write now waits for this lock
+            request = state_service_pb2.RecordResultRequest(
+                **k, run_id=new_run_id(), status=common_pb2.STATE_STATUS_SUCCESS
+            )
+            call = stub.RecordResult.future(request, metadata=metadata, timeout=30)
+            time.sleep(0.5)
+            started = time.monotonic()
+            srv.proc.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            assert not call.done(), "the write was waiting on the lock"
+            blocker.execute("ROLLBACK")
+            response = call.result()
+            assert response.outcome == common_pb2.RESULT_OUTCOME_APPLIED
         srv.proc.wait(timeout=10)
         assert srv.proc.returncode == 0, srv.log()
         assert time.monotonic() - started < 10
     finally:
-        sock.close()
+        blocker.close()
         srv.stop()
+
+
+def test_binary_and_grpc_calls_are_logged_like_the_json_ones(tmp_path, sqlite_url):
+    import grpc
+
+    from gridcat_pipelines_tests.api_helpers import free_port
+    from gridcat_pipelines_tests.test_api_server import _serve_logging
+
+    grpc_port = free_port()
+    proc, port, log_path = _serve_logging(tmp_path, sqlite_url, "--grpc-port", str(grpc_port))
+    try:
+        client = state_service_connect.StateServiceClientSync(f"http://127.0.0.1:{port}")
+        client.get_state(state_service_pb2.GetStateRequest(**key()), headers={"authorization": f"Bearer {ADMIN}"})
+        client.close()
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            get = channel.unary_unary("/gridapi.v1.StateService/GetState")
+            get(
+                state_service_pb2.GetStateRequest(**key()).SerializeToString(),
+                metadata=[("authorization", f"Bearer {ADMIN}")],
+            )
+            with pytest.raises(grpc.RpcError):
+                get(b"", metadata=[("authorization", "Bearer wrong-secret")])
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    text = log_path.read_text()
+    lines = [line for line in text.splitlines() if "gridcat.api.access" in line]
+    path = r"/gridapi\.v1\.StateService/GetState"
+    assert any(re.search(rf"access: POST {path} 200 \d+\.\d ms$", line) for line in lines), text
+    assert any(re.search(rf"access: POST {path} OK \d+\.\d ms$", line) for line in lines), text
+    assert any(re.search(rf"access: POST {path} UNAUTHENTICATED \d+\.\d ms$", line) for line in lines), text
+    assert "wrong-secret" not in text and ADMIN not in text and "Traceback" not in text

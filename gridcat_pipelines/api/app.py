@@ -82,6 +82,7 @@ class GridcatApi:
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="gridcat-api")
         self.openapi_body = openapi.render(self.router).encode("utf-8")
         self._rpc_routes = {route.path: route for route in self.router.routes if route.is_rpc}
+        self.rpc_routes_by_path = self._rpc_routes
         self.rpc = RpcApplications(self, max_body=max_body)
         # awaited at lifespan shutdown before the worker threads stop (a second server draining)
         self.before_shutdown: Callable[[], Awaitable[None]] | None = None
@@ -89,6 +90,10 @@ class GridcatApi:
     def rpc_route(self, service: str, method: str) -> Route:
         """The route of ``<service>/<method>`` (``service`` fully qualified, ``gridapi.v1.StateService``)."""
         return self._rpc_routes[f"/{service}/{method}"]
+
+    def rpc_routes(self, service: str) -> list[Route]:
+        """Every RPC route of ``service`` (``StateService`` or ``StateFacetService``)."""
+        return [r for path, r in self._rpc_routes.items() if path.startswith(f"/gridapi.v1.{service}/")]
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -112,11 +117,23 @@ class GridcatApi:
     async def _protobuf(self, scope: dict[str, Any], receive: Receive, send: Send, started: float) -> None:
         """A binary Connect or gRPC request: connectrpc answers it (see ``rpc_bridge``)."""
         status = 0
+        held: dict[str, Any] | None = None
 
         async def send_logged(event: dict[str, Any]) -> None:
-            nonlocal status
+            # A unary answer (no trailers) in one body event gets a Content-Length, which
+            # connectrpc leaves out: HTTP/1.1 clients then read it without chunked framing.
+            nonlocal status, held
             if event["type"] == "http.response.start":
                 status = event["status"]
+                if not event.get("trailers") and not any(k == b"content-length" for k, _ in event["headers"]):
+                    held = event
+                    return
+            elif held is not None:
+                start, held = held, None
+                if event["type"] == "http.response.body" and not event.get("more_body", False):
+                    length = str(len(event.get("body", b""))).encode()
+                    start = {**start, "headers": [*start["headers"], (b"content-length", length)]}
+                await send(start)
             await send(event)
 
         try:
@@ -196,19 +213,25 @@ class GridcatApi:
         return Response.json(route.status, payload)
 
     async def run_once(self, route: Route, call: Call, principal: Principal, key: str, path: str) -> Response:
+        """:meth:`run_once_blocking` in a worker thread."""
+        return await self.in_thread(self.run_once_blocking, route, call, principal, key, path)
+
+    def run_once_blocking(self, route: Route, call: Call, principal: Principal, key: str, path: str) -> Response:
+        """Run ``route`` once per idempotency key: claim the key, run the handler, store the
+        response (a 5xx is not kept); a claimed key answers the stored response, marked replayed."""
         store = self.services.idempotency
         digest = request_hash(route.method, path, {"message": call.message, "query": call.query})
-        claim = await self.in_thread(store.claim, principal.id, key, digest)
+        claim = store.claim(principal.id, key, digest)
         if isinstance(claim, StoredResponse):
             return Response(claim.status, claim.body, {"idempotent-replayed": "true"})
         try:
-            response = await self._run(route, call)
+            response = Response.json(route.status, route.handler(self.services, call))
         except (GridcatError, HttpError) as exc:
             response = Response.error(exc)
         except BaseException:
-            await self.in_thread(store.complete, principal.id, key, claim, 500, b"")
+            store.complete(principal.id, key, claim, 500, b"")
             raise
-        await self.in_thread(store.complete, principal.id, key, claim, response.status, response.body)
+        store.complete(principal.id, key, claim, response.status, response.body)
         return response
 
     async def _health(self) -> Response:

@@ -143,46 +143,63 @@ def from_dict(payload: dict[str, Any], message_class: type[Message]) -> Message:
 
 def fill(message: Message, payload: dict[str, Any]) -> None:
     """Set ``message``'s fields from ``payload`` (``None`` values stay unset)."""
-    descriptor = message.DESCRIPTOR
-    fields = _fields_by_key(descriptor)
+    setters = _setters(message.DESCRIPTOR)
     for key, value in payload.items():
-        field = fields.get(key)
-        if field is None or value is None:
-            continue
-        if field.label == FieldDescriptor.LABEL_REPEATED:
-            target = getattr(message, field.name)
-            if field.message_type is not None and field.message_type.GetOptions().map_entry:
-                value_field = field.message_type.fields_by_name["value"]
-                for k, v in value.items():
-                    if value_field.type == FieldDescriptor.TYPE_MESSAGE:
-                        fill(target[k], v)
-                    else:
-                        target[k] = _scalar(value_field, v)
-            elif field.type == FieldDescriptor.TYPE_MESSAGE:
-                for item in value:
-                    _set_message(target.add(), item)
-            else:
-                target.extend(_scalar(field, v) for v in value)
-        elif field.type == FieldDescriptor.TYPE_MESSAGE:
-            _set_message(getattr(message, field.name), value)
-        else:
-            setattr(message, field.name, _scalar(field, value))
+        if value is not None:
+            setter = setters.get(key)
+            if setter is not None:
+                setter(message, value)
 
 
-_FIELDS_BY_KEY: dict[str, dict[str, FieldDescriptor]] = {}
+_SETTERS: dict[str, dict[str, Any]] = {}
 
 
-def _fields_by_key(descriptor: Descriptor) -> dict[str, FieldDescriptor]:
-    fields = _FIELDS_BY_KEY.get(descriptor.full_name)
-    if fields is None:
-        fields = _FIELDS_BY_KEY[descriptor.full_name] = {_key(descriptor, f): f for f in descriptor.fields}
-    return fields
+def _setters(descriptor: Descriptor) -> dict[str, Any]:
+    """Per JSON key, a function that sets that field from a JSON value (built once per message)."""
+    setters = _SETTERS.get(descriptor.full_name)
+    if setters is None:
+        setters = _SETTERS[descriptor.full_name] = {_key(descriptor, f): _setter(f) for f in descriptor.fields}
+    return setters
+
+
+def _setter(field: FieldDescriptor):
+    name = field.name
+    if field.label == FieldDescriptor.LABEL_REPEATED:
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            value_field = field.message_type.fields_by_name["value"]
+            if value_field.type == FieldDescriptor.TYPE_MESSAGE:
+                return lambda m, v: [fill(getattr(m, name)[k], item) for k, item in v.items()]
+            convert = _converter(value_field)
+            return lambda m, v: getattr(m, name).update({k: convert(item) for k, item in v.items()})
+        if field.type == FieldDescriptor.TYPE_MESSAGE:
+            return lambda m, v: [_set_message(getattr(m, name).add(), item) for item in v]
+        convert = _converter(field)
+        return lambda m, v: getattr(m, name).extend(convert(item) for item in v)
+    if field.type == FieldDescriptor.TYPE_MESSAGE:
+        if field.message_type.full_name == _TIMESTAMP:
+            return lambda m, v: _set_timestamp(getattr(m, name), v)
+        return lambda m, v: _set_message(getattr(m, name), v)
+    convert = _converter(field)
+    return lambda m, v: setattr(m, name, convert(v))
+
+
+def _converter(field: FieldDescriptor):
+    if field.type == FieldDescriptor.TYPE_ENUM:
+        enum = field.enum_type
+        return lambda v: enum_number(enum, v)
+    return lambda v: v
+
+
+def _set_timestamp(target: Timestamp, value: str | datetime) -> None:
+    moment = _parse_time(value)
+    target.seconds = int(moment.timestamp() // 1)
+    target.nanos = moment.microsecond * 1000
 
 
 def _set_message(target: Message, value: Any) -> None:
     name = target.DESCRIPTOR.full_name
     if name == _TIMESTAMP:
-        target.FromDatetime(_parse_time(value))
+        _set_timestamp(target, value)
     elif name in (_STRUCT, _VALUE):
         json_format.ParseDict(value, target)
     else:
@@ -190,14 +207,8 @@ def _set_message(target: Message, value: Any) -> None:
         fill(target, value)
 
 
-def _scalar(field: FieldDescriptor, value: Any) -> Any:
-    if field.type == FieldDescriptor.TYPE_ENUM:
-        return enum_number(field.enum_type, value)
-    return value
-
-
 def _parse_time(value: str | datetime) -> datetime:
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value.replace("Z", "+00:00"))
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 

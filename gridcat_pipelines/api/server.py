@@ -101,8 +101,8 @@ def log_config(level: str = "info", fmt: str = "text", *, access_log: bool = Tru
             "uvicorn.access": to_stderr,
             "gridcat": to_stderr,
             "gridcat.api.access": {"level": level if access_log else "WARNING", "propagate": True},
-            # the gRPC port's server (hypercorn): its errors, formatted alike
-            "hypercorn.error": to_stderr,
+            # grpcio's own Python logger (the C core logs through GRPC_VERBOSITY, ERROR by default)
+            "grpc": to_stderr,
         },
         # everything else (libraries' warnings) the same way
         "root": {"handlers": ["stderr"], "level": "WARNING"},
@@ -133,13 +133,14 @@ def serve(
 ) -> int:
     """Serve until SIGTERM/SIGINT; returns the exit status. ``access_log=False``: no request lines.
 
-    ``grpc_port``: also serve HTTP/2 (cleartext, prior knowledge) on that port for gRPC clients,
-    with hypercorn in the same process and event loop; it answers every request the HTTP/1.1
-    port answers. uvicorn, which serves ``port``, speaks HTTP/1.1 only."""
+    ``grpc_port``: also serve gRPC (cleartext HTTP/2) on that port with grpcio, in the same
+    process and event loop (see ``grpc_port.py``); uvicorn, which serves ``port``, speaks
+    HTTP/1.1 only."""
     logging_config = log_config(log_level, log_format, access_log=access_log)
     logging.config.dictConfig(logging_config)
     auth = build_auth(settings, no_auth=no_auth)
-    services = ApiServices.open(settings.db_url, connections=WORKER_THREADS)
+    # the gRPC port's threads use the same database pool
+    services = ApiServices.open(settings.db_url, connections=WORKER_THREADS * (2 if grpc_port else 1))
     try:
         app = GridcatApi(services, auth, threads=WORKER_THREADS)
         config = uvicorn.Config(
@@ -158,14 +159,18 @@ def serve(
             "gridcat serve: http://%s:%d%s database=%s auth=%s",
             host,
             port,
-            f" grpc=h2c://{host}:{grpc_port}" if grpc_port else "",
+            f" grpc={host}:{grpc_port}" if grpc_port else "",
             services.store.dialect,
             "tokens" if auth.enabled else "OFF (--no-auth)",
         )
         previous = signal.signal(signal.SIGTERM, _drained)  # uvicorn re-raises SIGTERM after draining
         try:
             if grpc_port:
-                asyncio.run(serve_with_grpc(server, app, host, grpc_port, graceful_seconds=GRACEFUL_SECONDS))
+                asyncio.run(
+                    serve_with_grpc(
+                        server, app, host, grpc_port, graceful_seconds=GRACEFUL_SECONDS, threads=WORKER_THREADS
+                    )
+                )
             else:
                 server.run()
         except _Drained:

@@ -1,8 +1,8 @@
 """``gridcat serve [--host 127.0.0.1] [--port 8787] [--grpc-port N] [--no-auth] [--log-level info] [--log-format text]``: the API.
 
 The gridapi.v1 RPCs answer Connect with JSON (``application/json``) or binary protobuf
-(``application/proto``) on ``--port``; ``--grpc-port`` also serves HTTP/2 without TLS on a second
-port, for gRPC clients (grpcio, grpc-go). The contract is ``proto/gridapi/v1/*.proto``.
+(``application/proto``) on ``--port``; ``--grpc-port`` also serves gRPC (HTTP/2 without TLS) on a
+second port, for grpcio and grpc-go clients. The contract is ``proto/gridapi/v1/*.proto``.
 
 Bearer tokens come from ``GRIDCAT_API_ADMIN_TOKENS`` / ``GRIDCAT_API_READ_TOKENS``; with none
 configured the command exits 1 at once unless ``--no-auth`` is given. The database is the
@@ -33,7 +33,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--grpc-port",
         default=None,
-        help="also serve HTTP/2 (cleartext) on this port for gRPC clients (default: off)",
+        help="also serve gRPC (HTTP/2, cleartext) on this port (default: off)",
     )
     p.add_argument("--no-auth", action="store_true", help="serve without tokens (every caller is admin)")
     p.add_argument("--log-level", default="info", help="debug, info, warning or error (default info)")
