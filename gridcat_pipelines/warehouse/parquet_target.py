@@ -120,7 +120,7 @@ class ParquetWarehouse:
         self, query_name: str, customer_id: str, day: date, table: pa.Table, run_id: str, state_version: int
     ) -> StagedParquetSlice:
         """Write ``table`` (plus a ``run_id`` column) next to the partition's slice, not yet visible."""
-        table = table.append_column(RUN_ID_COLUMN, pa.array([run_id] * table.num_rows, pa.string()))
+        table = table.append_column(RUN_ID_COLUMN, pa.repeat(pa.scalar(run_id, pa.string()), table.num_rows))
         meta = dict(table.schema.metadata or {})
         meta.update(
             {

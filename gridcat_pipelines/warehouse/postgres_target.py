@@ -1,4 +1,4 @@
-"""The PostgreSQL warehouse: one table per feed in schema ``google_ads``, loaded with COPY.
+"""The PostgreSQL warehouse: one table per feed in schema ``google_ads``, loaded from Arrow.
 
 ``google_ads.<query_name>`` has the feed's columns (created on the first load from the Arrow
 schema, types mapped; columns a later schema adds are added), then ``run_id`` (the raw run each
@@ -10,11 +10,17 @@ time), so ``loaded_slice`` is a primary-key lookup and an empty slice is told fr
 A load runs in ONE transaction, staged then committed (see ``gridcat_pipelines.warehouse.loader``):
 :meth:`PostgresWarehouse.stage_slice` upserts the ``_slices`` row only if the slice holds no
 higher ``state_version`` (its row lock then queues concurrent loads of the same slice until
-this one ends; a higher version fences this load out at once), DELETEs the slice and COPYs the
-new rows; :meth:`StagedPostgresSlice.commit`, called while the partition's state is held
+this one ends; a higher version fences this load out at once), DELETEs the slice and ingests
+the new rows; :meth:`StagedPostgresSlice.commit`, called while the partition's state is held
 still, COMMITs. Readers see the old slice or the new one; an error anywhere (e.g. a bad value
 mid-COPY) or an abort rolls back to the old slice.
-Identifiers come from validated names and are always quoted with ``psycopg.sql.Identifier``.
+
+Rows travel as Arrow, never as Python values: the load is ADBC's ``adbc_ingest`` (PostgreSQL's
+binary COPY, straight from the Arrow buffers) on the same connection and in the same transaction
+as the fence and the slice record; ``read_slice`` fetches Arrow the same way. The Arrow columns
+are cast first to the types their PostgreSQL columns were created with (``ingest_types``).
+DDL stays on psycopg. Identifiers come from validated names and are always quoted
+(``psycopg.sql.Identifier``, or the same quoting for the statements sent through ADBC).
 """
 
 from __future__ import annotations
@@ -23,8 +29,10 @@ import re
 from collections.abc import Callable
 from datetime import date
 
+import adbc_driver_postgresql.dbapi as adbc_pg
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 from psycopg import sql
 
 from gridcat_pipelines.errors import invalid_argument, not_found
@@ -57,20 +65,40 @@ _TYPE_MAP: list[tuple[Callable[[pa.DataType], bool], str]] = [
     (pa.types.is_null, "TEXT"),
 ]
 
-# PostgreSQL type OID -> Arrow type, for read_slice (others are inferred from the values).
-_OID_TO_ARROW = {
-    16: pa.bool_(),
-    21: pa.int16(),
-    23: pa.int32(),
-    20: pa.int64(),
-    700: pa.float32(),
-    701: pa.float64(),
-    25: pa.string(),
-    17: pa.binary(),
-    1082: pa.date32(),
-    1114: pa.timestamp("us"),
-    1184: pa.timestamp("us", tz="UTC"),
-}
+# Arrow types binary COPY cannot send as they are -> the Arrow type of their column's PostgreSQL type
+_INGEST_CASTS: list[tuple[Callable[[pa.DataType], bool], pa.DataType]] = [
+    (pa.types.is_int8, pa.int16()),
+    (pa.types.is_uint8, pa.int16()),
+    (pa.types.is_uint16, pa.int32()),
+    (pa.types.is_uint32, pa.int64()),
+    (pa.types.is_uint64, pa.decimal128(20, 0)),
+    (pa.types.is_float16, pa.float32()),
+    (pa.types.is_date64, pa.date32()),
+    (pa.types.is_large_string, pa.string()),
+    (pa.types.is_large_binary, pa.binary()),
+    (pa.types.is_null, pa.string()),
+]
+
+
+def ingest_types(table: pa.Table) -> pa.Table:
+    """``table`` with each column in the Arrow type binary COPY sends for its PostgreSQL column
+    type (``pg_type``): unsigned and 8-bit integers widened, ``uint64`` as ``NUMERIC(20)``, a
+    null-typed column as text. Vectorised casts; no per-value Python."""
+    columns, fields = [], []
+    for field, column in zip(table.schema, table.columns):
+        target = next((t for matches, t in _INGEST_CASTS if matches(field.type)), None)
+        if target is not None:
+            column = pc.cast(column, target)
+            field = pa.field(field.name, target, field.nullable)
+        columns.append(column)
+        fields.append(field)
+    return pa.Table.from_arrays(columns, schema=pa.schema(fields))
+
+
+def _quoted(*names: str) -> str:
+    """``"schema"."table"``: identifiers quoted as ``psycopg.sql.Identifier`` quotes them (the
+    names were validated before: lower-case letters, digits, underscores)."""
+    return ".".join('"' + n.replace('"', '""') + '"' for n in names)
 
 
 def pg_type(arrow_type: pa.DataType) -> str:
@@ -198,26 +226,26 @@ class PostgresWarehouse:
         slice already holds a higher state version."""
         feed = _feed_name(query_name)
         names = _column_names(table.schema)
-        target = sql.Identifier(SCHEMA, feed)
-        conn = psycopg.connect(self._url, autocommit=True)
+        with psycopg.connect(self._url, autocommit=True) as ddl:
+            self._ensure_table(ddl, feed, table.schema)
+        conn = adbc_pg.connect(self._url)  # a transaction is open from the first statement
         try:
-            self._ensure_table(conn, feed, table.schema)
-            conn.autocommit = False
+            cur = conn.cursor()
             # the upsert row-locks the slice's bookkeeping row first: a concurrent load of the
             # same slice waits here until this one commits or aborts, and its DELETE then sees
             # this one's rows; a slice of a higher state version is left alone (fenced out)
-            won = conn.execute(
-                sql.SQL(
-                    "INSERT INTO {0} (query_name, customer_id, logical_date, run_id, rows, loaded_at, state_version)"
-                    " VALUES (%s, %s, %s, %s, %s, now(), %s)"
-                    " ON CONFLICT (query_name, customer_id, logical_date) DO UPDATE"
-                    " SET run_id = EXCLUDED.run_id, rows = EXCLUDED.rows, loaded_at = EXCLUDED.loaded_at,"
-                    " state_version = EXCLUDED.state_version"
-                    " WHERE COALESCE({0}.state_version, 0) <= EXCLUDED.state_version"
-                    " RETURNING 1"
-                ).format(sql.Identifier(SCHEMA, SLICES_TABLE)),
+            cur.execute(
+                f"INSERT INTO {_quoted(SCHEMA, SLICES_TABLE)}"
+                " (query_name, customer_id, logical_date, run_id, rows, loaded_at, state_version)"
+                " VALUES ($1, $2, $3, $4, $5, now(), $6)"
+                " ON CONFLICT (query_name, customer_id, logical_date) DO UPDATE"
+                " SET run_id = EXCLUDED.run_id, rows = EXCLUDED.rows, loaded_at = EXCLUDED.loaded_at,"
+                " state_version = EXCLUDED.state_version"
+                f" WHERE COALESCE({_quoted(SCHEMA, SLICES_TABLE)}.state_version, 0) <= EXCLUDED.state_version"
+                " RETURNING 1",
                 (feed, customer_id, day, run_id, table.num_rows, int(state_version)),
-            ).fetchone()
+            )
+            won = cur.fetchone()
             staged = StagedPostgresSlice(
                 conn,
                 run_id,
@@ -229,19 +257,18 @@ class PostgresWarehouse:
             )
             if won is None:
                 return staged
-            conn.execute(
-                sql.SQL("DELETE FROM {} WHERE {} = %s AND {} = %s").format(
-                    target, sql.Identifier(CUSTOMER_COLUMN), sql.Identifier(DATE_COLUMN)
-                ),
+            cur.execute(
+                f"DELETE FROM {_quoted(SCHEMA, feed)} WHERE {_quoted(CUSTOMER_COLUMN)} = $1"
+                f" AND {_quoted(DATE_COLUMN)} = $2",
                 (customer_id, day),
             )
-            columns = sql.SQL(", ").join(sql.Identifier(n) for n in (*names, *RESERVED_COLUMNS))
-            copy = sql.SQL("COPY {} ({}) FROM STDIN").format(target, columns)
-            with conn.cursor() as cur, cur.copy(copy) as stream:
-                tail = (run_id, customer_id, day)
-                data = [table.column(n).to_pylist() for n in names]
-                for values in zip(*data) if data else [()] * table.num_rows:
-                    stream.write_row((*values, *tail))
+            if table.num_rows:
+                rows = ingest_types(table.select(names))
+                n = rows.num_rows
+                rows = rows.append_column(RUN_ID_COLUMN, pa.repeat(pa.scalar(run_id, pa.string()), n))
+                rows = rows.append_column(CUSTOMER_COLUMN, pa.repeat(pa.scalar(customer_id, pa.string()), n))
+                rows = rows.append_column(DATE_COLUMN, pa.repeat(pa.scalar(day, pa.date32()), n))
+                cur.adbc_ingest(feed, rows, mode="append", db_schema_name=SCHEMA)
             return staged
         except BaseException:
             conn.close()  # rolls back
@@ -289,27 +316,22 @@ class PostgresWarehouse:
         """The rows of one partition's slice: the feed's columns and ``run_id`` (``NOT_FOUND``
         when the feed's table does not exist)."""
         feed = _feed_name(query_name)
-        with self._connect() as conn:
-            try:
-                cur = conn.execute(
-                    sql.SQL("SELECT * FROM {} WHERE {} = %s AND {} = %s").format(
-                        sql.Identifier(SCHEMA, feed), sql.Identifier(CUSTOMER_COLUMN), sql.Identifier(DATE_COLUMN)
-                    ),
-                    (customer_id, day),
-                )
-            except psycopg.errors.UndefinedTable:
-                raise not_found(f"the warehouse has no table {SCHEMA}.{feed}") from None
-            description = [(d.name, d.type_code) for d in cur.description]
-            rows = cur.fetchall()
-        keep = [i for i, (name, _) in enumerate(description) if name not in (CUSTOMER_COLUMN, DATE_COLUMN)]
-        arrays, fields = [], []
-        for i in keep:
-            name, oid = description[i]
-            values = [row[i] for row in rows]
-            array = pa.array(values, type=_OID_TO_ARROW.get(oid))
-            arrays.append(array)
-            fields.append(pa.field(name, array.type))
-        return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+        with psycopg.connect(self._url, autocommit=True) as probe:
+            exists = probe.execute("SELECT to_regclass(%s)", (_quoted(SCHEMA, feed),)).fetchone()[0]
+        if exists is None:
+            raise not_found(f"the warehouse has no table {SCHEMA}.{feed}")
+        with adbc_pg.connect(self._url) as conn, conn.cursor() as cur:
+            cur.execute(
+                f"SELECT * FROM {_quoted(SCHEMA, feed)} WHERE {_quoted(CUSTOMER_COLUMN)} = $1"
+                f" AND {_quoted(DATE_COLUMN)} = $2",
+                (customer_id, day),
+            )
+            table = cur.fetch_arrow_table()
+            conn.rollback()
+        keep = [n for n in table.column_names if n not in (CUSTOMER_COLUMN, DATE_COLUMN)]
+        table = table.select(keep)
+        # drop ADBC's per-field "POSTGRESQL:type" annotations: the slice's schema is the feed's
+        return table.cast(pa.schema([pa.field(f.name, f.type, f.nullable) for f in table.schema]))
 
 
 class StagedPostgresSlice:
@@ -317,7 +339,7 @@ class StagedPostgresSlice:
 
     def __init__(
         self,
-        conn: psycopg.Connection,
+        conn: adbc_pg.Connection,
         run_id: str,
         rows: int,
         state_version: int,
@@ -339,9 +361,12 @@ class StagedPostgresSlice:
                 self._before_commit()
             self._conn.commit()
         finally:
-            self._conn.close()
+            self._conn.close()  # after a failed COMMIT this rolls back
         return LoadedSlice(run_id=self.run_id, rows=self.rows, path=self.path, state_version=self.state_version)
 
     def abort(self) -> None:
         """Roll back: the slice keeps what it had."""
-        self._conn.close()
+        try:
+            self._conn.rollback()
+        finally:
+            self._conn.close()

@@ -1,0 +1,182 @@
+"""Benchmark loading one 1M-row ``keyword_view`` slice into each warehouse target, against the
+floor for that target measured in the same run.
+
+The slice has the feed's Arrow schema (``config/google_apis.yaml``) and ``--rows`` rows
+(default 1,000,000) of generated values. Per round (``--rounds``, default 3):
+
+* Parquet: ``ParquetWarehouse.replace_slice`` (stage under a temporary name, ``run_id`` column,
+  footer metadata, rename over the slice) against ``pq.write_table`` of the same table.
+* PostgreSQL (``--pg-url``, its own scratch database): ``PostgresWarehouse.replace_slice`` into a
+  new slice (fence row, ADBC binary COPY, commit) and again over that slice (plus the DELETE of
+  the 1M rows it replaces), against the floor: a binary ``COPY FROM STDIN`` of the same rows
+  (ADBC ingest into an unindexed table of the same columns, one transaction). Once, not per
+  round: the load path before ADBC (psycopg ``COPY`` with ``to_pylist`` and ``write_row`` per
+  row), for the record.
+
+Printed: median seconds, rows/s and the ratio to the floor, with the goals (Parquet <= 1.5x,
+PostgreSQL <= 2x) as met / NOT met.
+
+Run:  .venv/bin/python bench/warehouse.py [--rows N] [--rounds R] [--pg-url URL] [--skip-previous]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from pg_scratch import DEFAULT_PG_URL, scratch_database  # noqa: E402
+
+from gridcat_pipelines.feeds.loader import load_feeds  # noqa: E402
+from gridcat_pipelines.run_ids import new_run_id  # noqa: E402
+from gridcat_pipelines.warehouse.parquet_target import ParquetWarehouse  # noqa: E402
+from gridcat_pipelines.warehouse.postgres_target import (  # noqa: E402
+    CUSTOMER_COLUMN,
+    DATE_COLUMN,
+    RUN_ID_COLUMN,
+    SCHEMA,
+    PostgresWarehouse,
+    libpq_url,
+)
+
+FEED = "keyword_view"
+CUSTOMER = "1234567890"
+DAY = date(2026, 11, 1)
+
+
+def keyword_view(rows: int, seed: int = 11) -> pa.Table:
+    """``rows`` rows in the keyword_view feed's Arrow schema (vectorised, numpy)."""
+    rng = np.random.default_rng(seed)
+    schema = load_feeds()[FEED].arrow_schema()
+    words = np.array([f"keyword {i} shoes online" for i in range(20_000)], dtype=object)
+    enums = np.array(["ENABLED", "PAUSED", "REMOVED", "EXACT", "PHRASE", "BROAD"], dtype=object)
+    columns = []
+    for field in schema:
+        if pa.types.is_int64(field.type):
+            values = pa.array(rng.integers(0, 10**9, rows), pa.int64())
+        elif pa.types.is_float64(field.type):
+            values = pa.array(rng.random(rows) * 100)
+        elif pa.types.is_date32(field.type):
+            values = pa.array(np.full(rows, np.datetime64(DAY.isoformat(), "D"))).cast(pa.date32())
+        elif field.name.endswith("keyword_text"):
+            values = pa.array(words[rng.integers(0, len(words), rows)], pa.string())
+        else:
+            values = pa.array(enums[rng.integers(0, len(enums), rows)], pa.string())
+        columns.append(values)
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def timed(fn) -> float:
+    """Seconds ``fn()`` takes."""
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def parquet_round(table: pa.Table) -> dict[str, float]:
+    """Target and floor seconds in a fresh directory."""
+    with tempfile.TemporaryDirectory(prefix="gridcat-bench-wh-") as root:
+        floor = timed(lambda: pq.write_table(table, f"{root}/floor.parquet"))
+        target = ParquetWarehouse(f"{root}/warehouse")
+        load = timed(lambda: target.replace_slice(FEED, CUSTOMER, DAY, table, new_run_id(), 1))
+    return {"parquet load": load, "parquet floor": floor}
+
+
+def copy_floor(url: str, table: pa.Table, n: int) -> float:
+    """Binary COPY FROM STDIN of the same rows into an unindexed table, one transaction."""
+    import adbc_driver_postgresql.dbapi as adbc_pg
+
+    name = f"floor_{n}"
+    with adbc_pg.connect(libpq_url(url)) as conn, conn.cursor() as cur:
+        started = time.perf_counter()
+        cur.adbc_ingest(name, table, mode="create", db_schema_name="public")
+        conn.commit()
+        seconds = time.perf_counter() - started
+        cur.execute(f'DROP TABLE public."{name}"')
+        conn.commit()
+    return seconds
+
+
+def postgres_round(url: str, table: pa.Table, n: int) -> dict[str, float]:
+    """A new slice, a replace of it, and the floor."""
+    target = PostgresWarehouse(url)
+    day = date.fromordinal(DAY.toordinal() + n)
+    new = timed(lambda: target.replace_slice(FEED, CUSTOMER, day, table, new_run_id(), 1))
+    again = timed(lambda: target.replace_slice(FEED, CUSTOMER, day, table, new_run_id(), 2))
+    with_tail = table.append_column(RUN_ID_COLUMN, pa.repeat(pa.scalar(new_run_id()), table.num_rows))
+    floor = copy_floor(url, with_tail, n)
+    return {"postgres load (new slice)": new, "postgres load (replace 1M rows)": again, "postgres floor": floor}
+
+
+def previous_postgres_load(url: str, table: pa.Table) -> float:
+    """The load path before ADBC: psycopg COPY, every value through Python (to_pylist, write_row)."""
+    names = table.column_names
+    day = date(2030, 1, 1)
+    with psycopg.connect(libpq_url(url)) as conn:
+        started = time.perf_counter()
+        columns = ", ".join(f'"{c}"' for c in (*names, RUN_ID_COLUMN, CUSTOMER_COLUMN, DATE_COLUMN))
+        with conn.cursor() as cur, cur.copy(f'COPY "{SCHEMA}"."{FEED}" ({columns}) FROM STDIN') as stream:
+            tail = (new_run_id(), CUSTOMER, day)
+            data = [table.column(n).to_pylist() for n in names]
+            for values in zip(*data):
+                stream.write_row((*values, *tail))
+        conn.commit()
+        return time.perf_counter() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--pg-url", default=DEFAULT_PG_URL)
+    parser.add_argument("--skip-previous", action="store_true", help="do not time the pre-ADBC load path")
+    args = parser.parse_args()
+    table = keyword_view(args.rows)
+    print(f"{FEED}: {args.rows:,} rows, {table.num_columns} columns, {table.nbytes / 2**20:.0f} MiB in Arrow")
+    rounds: list[dict[str, float]] = []
+    with scratch_database(args.pg_url, "gridcat_bench_warehouse") as url:
+        for n in range(args.rounds):
+            figures = parquet_round(table)
+            figures.update(postgres_round(url, table, n))
+            rounds.append(figures)
+            print(f"round {n + 1}: " + ", ".join(f"{k} {v:.2f} s" for k, v in figures.items()))
+        previous = None if args.skip_previous else previous_postgres_load(url, table)
+    med = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
+    print(f"\n{'':<34}{'median s':>10}{'rows/s':>12}{'x floor':>9}")
+    goals = {"parquet": 1.5, "postgres": 2.0}
+    verdicts = []
+    for name, seconds in med.items():
+        target = name.split()[0]
+        floor = med[f"{target} floor"]
+        print(f"{name:<34}{seconds:>10.2f}{args.rows / seconds:>12,.0f}{seconds / floor:>9.2f}")
+        if "floor" not in name:
+            ok = seconds / floor <= goals[target]
+            verdicts.append(
+                f"{name} {seconds / floor:.2f}x floor (goal <= {goals[target]}x: {'met' if ok else 'NOT met'})"
+            )
+    if previous is not None:
+        print(
+            f"{'postgres, before ADBC (per value)':<34}{previous:>10.2f}{args.rows / previous:>12,.0f}"
+            f"{previous / med['postgres floor']:>9.2f}   (one run)"
+        )
+    print()
+    for line in verdicts:
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
