@@ -6,6 +6,12 @@ The slice has the feed's Arrow schema (``config/google_apis.yaml``) and ``--rows
 
 * Parquet: ``ParquetWarehouse.replace_slice`` (stage under a temporary name, ``run_id`` column,
   footer metadata, rename over the slice) against ``pq.write_table`` of the same table.
+* Iceberg (pyiceberg, SQL catalog on SQLite in a temp dir): ``IcebergWarehouse.replace_slice``
+  (an overwrite filtered to the partition, one commit, summary properties) into a new partition,
+  against a plain ``append`` of the same rows to a table of the same layout. Then
+  ``--small-loads`` (default 1,000) loads of 10-row partitions one after another: total
+  seconds, median and p99 commit cost per load, the snapshot count, and after expiring the
+  snapshots older than the last load the count that retention keeps (goal: under 60 s).
 * PostgreSQL (``--pg-url``, its own scratch database): ``PostgresWarehouse.replace_slice`` into a
   new slice (fence row, ADBC binary COPY, commit) and again over that slice (plus the DELETE of
   the 1M rows it replaces), against the floor: a binary ``COPY FROM STDIN`` of the same rows
@@ -13,10 +19,11 @@ The slice has the feed's Arrow schema (``config/google_apis.yaml``) and ``--rows
   round: the load path before ADBC (psycopg ``COPY`` with ``to_pylist`` and ``write_row`` per
   row), for the record.
 
-Printed: median seconds, rows/s and the ratio to the floor, with the goals (Parquet <= 1.5x,
-PostgreSQL <= 2x) as met / NOT met.
+Printed: median seconds, rows/s and the ratio to the floor, with the goals (Parquet and
+Iceberg <= 1.5x, PostgreSQL <= 2x) as met / NOT met.
 
-Run:  .venv/bin/python bench/warehouse.py [--rows N] [--rounds R] [--pg-url URL] [--skip-previous]
+Run:  .venv/bin/python bench/warehouse.py [--rows N] [--rounds R] [--small-loads N] [--pg-url URL]
+          [--skip-previous]
 """
 
 from __future__ import annotations
@@ -95,6 +102,52 @@ def parquet_round(table: pa.Table) -> dict[str, float]:
     return {"parquet load": load, "parquet floor": floor}
 
 
+def iceberg_round(table: pa.Table) -> dict[str, float]:
+    """A new partition through the target, and a plain append of the same rows, in a fresh catalog."""
+    from gridcat_pipelines.warehouse.iceberg_target import IcebergWarehouse, slice_rows, table_layout
+
+    with tempfile.TemporaryDirectory(prefix="gridcat-bench-ice-") as home:
+        target = IcebergWarehouse.open(Path(home))
+        target.replace_slice(FEED, CUSTOMER, DAY, table.slice(0, 10), new_run_id(), 1)  # the table exists
+        load = timed(lambda: target.replace_slice(FEED, CUSTOMER, date(2026, 11, 2), table, new_run_id(), 1))
+        rows = slice_rows(table, CUSTOMER, date(2026, 11, 3), new_run_id())
+        schema, spec = table_layout(rows.schema)
+        plain = target.catalog.create_table(("google_ads", "plain"), schema=schema, partition_spec=spec)
+        floor = timed(lambda: plain.append(rows))
+    return {"iceberg load": load, "iceberg floor": floor}
+
+
+def iceberg_small_loads(loads: int) -> dict[str, float]:
+    """``loads`` 10-row partitions one after another into one table; then snapshot retention."""
+    from datetime import UTC, datetime, timedelta
+
+    from gridcat_pipelines.warehouse.iceberg_target import IcebergWarehouse
+
+    small = keyword_view(10)
+    with tempfile.TemporaryDirectory(prefix="gridcat-bench-ice-") as home:
+        target = IcebergWarehouse.open(Path(home))
+        costs = []
+        started = time.perf_counter()
+        for n in range(loads):
+            customer = str(1_000_000_000 + n % 100)
+            rows = small.set_column(0, "customer_id", pa.repeat(pa.scalar(int(customer)), 10))
+            day = date.fromordinal(DAY.toordinal() - n // 100)
+            costs.append(timed(lambda: target.replace_slice(FEED, customer, day, rows, new_run_id(), 1)))
+        total = time.perf_counter() - started
+        snapshots = len(target.table(FEED).snapshots())
+        target.expire_snapshots(datetime.now(UTC) + timedelta(seconds=1))
+        kept = len(target.table(FEED).snapshots())
+    costs.sort()
+    return {
+        "seconds": total,
+        "median_ms": statistics.median(costs) * 1000,
+        "p99_ms": costs[int(0.99 * (len(costs) - 1))] * 1000,
+        "first_100_ms": statistics.median(sorted(costs[:100])) * 1000,
+        "snapshots": snapshots,
+        "kept": kept,
+    }
+
+
 def copy_floor(url: str, table: pa.Table, n: int) -> float:
     """Binary COPY FROM STDIN of the same rows into an unindexed table, one transaction."""
     import adbc_driver_postgresql.dbapi as adbc_pg
@@ -141,6 +194,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--small-loads", type=int, default=1000, help="10-row Iceberg loads in a row")
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL)
     parser.add_argument("--skip-previous", action="store_true", help="do not time the pre-ADBC load path")
     args = parser.parse_args()
@@ -150,13 +204,14 @@ def main() -> int:
     with scratch_database(args.pg_url, "gridcat_bench_warehouse") as url:
         for n in range(args.rounds):
             figures = parquet_round(table)
+            figures.update(iceberg_round(table))
             figures.update(postgres_round(url, table, n))
             rounds.append(figures)
             print(f"round {n + 1}: " + ", ".join(f"{k} {v:.2f} s" for k, v in figures.items()))
         previous = None if args.skip_previous else previous_postgres_load(url, table)
     med = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
     print(f"\n{'':<34}{'median s':>10}{'rows/s':>12}{'x floor':>9}")
-    goals = {"parquet": 1.5, "postgres": 2.0}
+    goals = {"parquet": 1.5, "iceberg": 1.5, "postgres": 2.0}
     verdicts = []
     for name, seconds in med.items():
         target = name.split()[0]
@@ -175,6 +230,14 @@ def main() -> int:
     print()
     for line in verdicts:
         print(line)
+    if args.small_loads:
+        small = iceberg_small_loads(args.small_loads)
+        print(
+            f"iceberg, {args.small_loads:,} loads of 10-row partitions in a row: {small['seconds']:.1f} s "
+            f"(goal < 60 s: {'met' if small['seconds'] < 60 else 'NOT met'}); commit cost per load median "
+            f"{small['median_ms']:.0f} ms (first 100: {small['first_100_ms']:.0f} ms), p99 {small['p99_ms']:.0f} ms; "
+            f"{small['snapshots']:,} snapshots, {small['kept']} kept after expiring the older ones"
+        )
     return 0
 
 

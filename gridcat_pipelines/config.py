@@ -5,7 +5,9 @@
 ``GRIDCAT_DB_URL`` points the state store elsewhere (e.g. ``postgresql+psycopg://...``).
 ``GRIDCAT_FEEDS_CONFIG`` / ``GRIDCAT_CUSTOMERS_CONFIG`` override ``config/google_apis.yaml`` /
 ``config/customers.yaml``. ``GRIDCAT_WAREHOUSE_URL`` (a PostgreSQL URL) loads the warehouse into
-that database instead of the Parquet dataset under ``$GRIDCAT_HOME/warehouse``.
+that database instead of the Parquet dataset under ``$GRIDCAT_HOME/warehouse``;
+``GRIDCAT_WAREHOUSE=iceberg`` into Iceberg tables (the ``gridcat`` catalog pyiceberg is
+configured with, else a SQLite catalog under ``$GRIDCAT_HOME/iceberg``).
 ``GRIDCAT_API_ADMIN_TOKENS`` / ``GRIDCAT_API_READ_TOKENS`` (comma-separated) are the bearer tokens
 ``gridcat serve`` accepts. ``GRIDCAT_SOURCE`` is ``synthetic`` (default) or ``google_ads``; the
 Google Ads credentials follow the google-ads library's own conventions: its ``GOOGLE_ADS_*``
@@ -41,6 +43,7 @@ SOURCES = ("synthetic", "google_ads")
 # GOOGLE_ADS_<KEY> as the library does) and the google-ads.yaml path: one list for both.
 GOOGLE_ADS_KEYS = (*SETTING_KEYS, CONFIGURATION_FILE_KEY)
 GOOGLE_ADS_VARIABLES = {key: ENV_PREFIX + key.upper() for key in GOOGLE_ADS_KEYS}
+WAREHOUSE_KINDS = ("parquet", "postgres", "iceberg")
 SECRET_VARIABLES = ("GRIDCAT_DB_URL", "GRIDCAT_WAREHOUSE_URL", *GOOGLE_ADS_VARIABLES.values())
 
 
@@ -54,6 +57,8 @@ class Settings:
     feeds_path: Path = REPO_ROOT / "config" / "google_apis.yaml"
     customers_path: Path = REPO_ROOT / "config" / "customers.yaml"
     warehouse_url: str = field(default="", repr=False)  # a PostgreSQL URL: the warehouse goes there
+    # GRIDCAT_WAREHOUSE: parquet | postgres | iceberg (default: postgres with a URL, else parquet)
+    warehouse_kind: str = "parquet"
     api_admin_tokens: str = field(default="", repr=False)  # comma-separated; never printed
     api_read_tokens: str = field(default="", repr=False)
     source: str = "synthetic"  # GRIDCAT_SOURCE: synthetic | google_ads
@@ -89,13 +94,20 @@ class Settings:
         source = env.get("GRIDCAT_SOURCE") or "synthetic"
         if source not in SOURCES:
             raise invalid_argument(f"GRIDCAT_SOURCE={source!r}: use {' or '.join(SOURCES)}")
+        warehouse_url = env.get("GRIDCAT_WAREHOUSE_URL") or ""
+        warehouse_kind = env.get("GRIDCAT_WAREHOUSE") or ("postgres" if warehouse_url else "parquet")
+        if warehouse_kind not in WAREHOUSE_KINDS:
+            raise invalid_argument(f"GRIDCAT_WAREHOUSE={warehouse_kind!r}: use {', '.join(WAREHOUSE_KINDS)}")
+        if warehouse_kind == "postgres" and not warehouse_url:
+            raise invalid_argument("GRIDCAT_WAREHOUSE=postgres needs GRIDCAT_WAREHOUSE_URL (postgresql://...)")
         return cls(
             home=home,
             db_url=db_url,
             dagster_home=dagster_home,
             feeds_path=Path(feeds).expanduser().resolve(),
             customers_path=Path(customers).expanduser().resolve(),
-            warehouse_url=env.get("GRIDCAT_WAREHOUSE_URL") or "",
+            warehouse_url=warehouse_url,
+            warehouse_kind=warehouse_kind,
             api_admin_tokens=env.get("GRIDCAT_API_ADMIN_TOKENS") or "",
             api_read_tokens=env.get("GRIDCAT_API_READ_TOKENS") or "",
             source=source,

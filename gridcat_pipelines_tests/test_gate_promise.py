@@ -31,6 +31,7 @@ from gridcat_pipelines.retention import apply_retention
 from gridcat_pipelines.run_ids import new_run_id, run_id_at
 from gridcat_pipelines.state import PartitionKey, StateStore, ValidationResult
 from gridcat_pipelines.tag_facets.service import FacetService
+from gridcat_pipelines.warehouse.iceberg_target import IcebergWarehouse
 from gridcat_pipelines.warehouse.loader import LOADED, SKIPPED_SUPERSEDED, load_partition
 from gridcat_pipelines.warehouse.parquet_target import ParquetWarehouse
 from gridcat_pipelines.warehouse.postgres_target import PostgresWarehouse
@@ -69,13 +70,18 @@ class InterleavingSink(RawSink):
 def _target(kind: str, tmp_path, pg_databases):
     if kind == "parquet":
         return ParquetWarehouse(str(tmp_path / "warehouse"))
+    if kind == "iceberg":
+        return IcebergWarehouse.open(tmp_path)
     return PostgresWarehouse(pg_databases.create())
+
+
+TARGETS = ["parquet", "iceberg", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 # ------------------------------------------------------------------ 1. last writer wins
 
 
-@pytest.mark.parametrize("target_kind", ["parquet", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.mark.parametrize("target_kind", TARGETS)
 def test_a_load_overtaken_by_a_newer_run_is_fenced_out(store, tmp_path, target_kind, request):
     """L1 (run R1) is reading when R2 becomes authoritative and L2 loads it; L1 must not commit."""
     pg = request.getfixturevalue("pg_databases") if target_kind == "postgres" else None
@@ -99,7 +105,7 @@ def test_a_load_overtaken_by_a_newer_run_is_fenced_out(store, tmp_path, target_k
     assert set(warehouse.read_slice("campaign", CUSTOMER, DAY).column("run_id").to_pylist()) == {r2}
 
 
-@pytest.mark.parametrize("target_kind", ["parquet", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.mark.parametrize("target_kind", TARGETS)
 def test_a_commit_never_replaces_a_slice_of_a_higher_version(tmp_path, target_kind, request):
     pg = request.getfixturevalue("pg_databases") if target_kind == "postgres" else None
     warehouse = _target(target_kind, tmp_path, pg)
@@ -113,11 +119,12 @@ def test_a_commit_never_replaces_a_slice_of_a_higher_version(tmp_path, target_ki
     assert (loaded.run_id, loaded.rows, loaded.state_version) == (newer, 2, 4)
 
 
-def test_many_loaders_racing_re_points_end_with_the_authoritative_run(store, tmp_path):
+@pytest.mark.parametrize("target_kind", ["parquet", "iceberg"])
+def test_many_loaders_racing_re_points_end_with_the_authoritative_run(store, tmp_path, target_kind):
     """Threads load whatever they last saw while another re-points back and forth; after the
     dust settles and one last load, the slice is the authoritative run at its version."""
     sink = RawSink(str(tmp_path / "raw"))
-    warehouse = ParquetWarehouse(str(tmp_path / "warehouse"))
+    warehouse = _target(target_kind, tmp_path, None)
     runs = [_write(sink, n + 1) for n in range(3)]
     for n, run in enumerate(runs):
         store.record_result(_ok(run, n + 1))

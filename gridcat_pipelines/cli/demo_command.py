@@ -49,6 +49,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     demo.add_argument("--seed", default="7", help="seed of the synthetic source (default 7)")
     demo.add_argument("--workers", default=str(min(2, os.cpu_count() or 1)), help="runs in parallel (default: up to 2)")
+    demo.add_argument(
+        "--warehouse",
+        default=None,
+        help="the warehouse target: parquet (default), postgres (needs GRIDCAT_WAREHOUSE_URL) or iceberg "
+        "(tables in a SQLite catalog under GRIDCAT_HOME/iceberg, or pyiceberg's configured 'gridcat' catalog); "
+        "default: GRIDCAT_WAREHOUSE",
+    )
     demo.add_argument("--json", action="store_true", help="print the summary as JSON")
     demo.add_argument(
         "-v",
@@ -179,6 +186,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from gridcat_pipelines.warehouse.status import warehouse_status
 
     n_customers, n_days, fault_rate, seed, workers = _parse_args(args)
+    settings = _with_warehouse(settings, getattr(args, "warehouse", None))
     verbose = getattr(args, "verbose", 0)
     config = cached_pipeline_config(settings.feeds_path, settings.customers_path)
     if n_customers > len(config.customers):
@@ -264,16 +272,34 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
             "to_run_id": final[moved_key].current_run_id,
         },
         "warehouse_loads": loads,
+        "warehouse_target": settings.warehouse_kind,
         "warehouse": warehouse_status(final.values(), open_warehouse(settings))["summary"],
         "seconds": round(time.monotonic() - started, 1),
         "state_db": store.engine.url.render_as_string(hide_password=True),
         "dagster_home": str(settings.dagster_home),
     }
+    if settings.warehouse_kind == "iceberg":
+        summary["iceberg_tables"] = open_warehouse(settings).describe_tables()
     if args.json:
         print_json(summary)
     else:
         _print_summary(summary)
     return 0
+
+
+def _with_warehouse(settings: Settings, kind: str | None) -> Settings:
+    """``settings`` with ``--warehouse`` applied (checked like ``GRIDCAT_WAREHOUSE``)."""
+    from dataclasses import replace
+
+    from gridcat_pipelines.config import WAREHOUSE_KINDS
+
+    if kind is None:
+        return settings
+    if kind not in WAREHOUSE_KINDS:
+        raise invalid_argument(f"--warehouse {kind!r}: use {', '.join(WAREHOUSE_KINDS)}")
+    if kind == "postgres" and not settings.warehouse_url:
+        raise invalid_argument("--warehouse postgres needs GRIDCAT_WAREHOUSE_URL (postgresql://...)")
+    return replace(settings, warehouse_kind=kind)
 
 
 def _print_summary(summary: dict) -> None:
@@ -297,6 +323,18 @@ def _print_summary(summary: dict) -> None:
     m = summary["moved_by_repull"]
     print(f"  re-pulled a good partition: {m['partition']}: {m['from_run_id']} -> {m['to_run_id']} (reloaded)")
     print(f"  warehouse loads:        {summary['warehouse_loads']}")
-    print("  warehouse:              " + ", ".join(f"{k}={v}" for k, v in summary["warehouse"].items()))
+    print(
+        f"  warehouse ({summary['warehouse_target']}): "
+        + ", ".join(f"{k}={v}" for k, v in summary["warehouse"].items())
+    )
+    for table in summary.get("iceberg_tables", []):
+        print(f"  iceberg {table['table']}: {table['snapshots']} snapshots at {table['location']}")
+        for snap in table["latest"]:
+            what = (
+                f"{snap['customer_id']} {snap['logical_date']} run {snap['run_id']} (state v{snap['state_version']})"
+                if snap["run_id"]
+                else "(no load)"
+            )
+            print(f"    {snap['snapshot_id']} {snap['at'][:19]} {snap['operation']}: {what}")
     print(f"  state store: {summary['state_db']}")
     print(f"  Dagster UI:  DAGSTER_HOME={summary['dagster_home']} .venv/bin/dagster dev -w workspace.yaml")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, datetime, timedelta
 
 from gridcat_pipelines.cli.output import print_json, print_table
 from gridcat_pipelines.cli.progress import Progress
@@ -13,6 +14,8 @@ from gridcat_pipelines.leases.store import DEFAULT_TTL_SECONDS, LeaseStore
 from gridcat_pipelines.raw_sink.sink import RawSink
 from gridcat_pipelines.retention import apply_retention
 from gridcat_pipelines.state import PartitionKey
+
+SNAPSHOT_DAYS = 7.0  # the Iceberg warehouse's snapshots kept by default (time travel that far back)
 
 
 def _number(value: str | None, field: str) -> float | None:
@@ -57,6 +60,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         "DAYS ago (fractions allowed; 0 selects every superseded run), that no live lease pins.",
     )
     ret.add_argument("--older-than", required=True, metavar="DAYS", help="age in days")
+    ret.add_argument(
+        "--warehouse-snapshots-older-than",
+        metavar="DAYS",
+        help=f"Iceberg warehouse (GRIDCAT_WAREHOUSE=iceberg): also expire table snapshots older than DAYS "
+        f"(default {SNAPSHOT_DAYS}); the current snapshot of each table always stays",
+    )
     ret.add_argument("--dry-run", action="store_true", help="list what would be deleted")
     ret.add_argument("--json", action="store_true", help="print JSON")
     ret.set_defaults(handler=cmd_retention)
@@ -116,8 +125,9 @@ def cmd_retention(args: argparse.Namespace, settings: Settings) -> int:
             dry_run=args.dry_run,
             progress=lambda n: progress.update_to(n, line=f"retention: {n} run(s) examined"),
         )
+    snapshots = _expire_warehouse_snapshots(args, settings)
     if args.json:
-        print_json(report.to_json())
+        print_json({**report.to_json(), **({"warehouse_snapshots": snapshots} if snapshots else {})})
     else:
         verb = "would delete" if args.dry_run else "deleted"
         print_table(report.runs, ["run_id", "customer_id", "query_name", "logical_date", "created_at", "path"])
@@ -126,4 +136,25 @@ def cmd_retention(args: argparse.Namespace, settings: Settings) -> int:
             f"{report.kept_pinned} pinned, {report.kept_recent} recent, "
             f"{report.kept_not_superseded} not superseded"
         )
+        if snapshots:
+            counts = ", ".join(f"{t} {n}" for t, n in snapshots["expired"].items()) or "no table"
+            print(f"warehouse snapshots older than {snapshots['older_than_days']} days: {verb} {counts}")
     return 0
+
+
+def _expire_warehouse_snapshots(args: argparse.Namespace, settings: Settings) -> dict | None:
+    """Expire the Iceberg warehouse's old snapshots (``None`` for the other targets)."""
+    if settings.warehouse_kind != "iceberg":
+        if args.warehouse_snapshots_older_than is not None:
+            raise invalid_argument("--warehouse-snapshots-older-than needs GRIDCAT_WAREHOUSE=iceberg")
+        return None
+    from gridcat_pipelines.warehouse.iceberg_target import IcebergWarehouse
+
+    days = (
+        SNAPSHOT_DAYS
+        if args.warehouse_snapshots_older_than is None
+        else _number(args.warehouse_snapshots_older_than, "warehouse-snapshots-older-than")
+    )
+    cutoff = datetime.now(UTC) - timedelta(days=days)
+    expired = IcebergWarehouse.open(settings.home).expire_snapshots(cutoff, dry_run=args.dry_run)
+    return {"older_than_days": days, "expired": expired, "dry_run": bool(args.dry_run)}

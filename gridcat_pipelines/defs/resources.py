@@ -117,8 +117,8 @@ def build_resources(settings: Settings, *, ads_source: dg.ConfigurableResource |
             synthetic_source=settings.source == "synthetic",
         ),
         "warehouse": WarehouseResource(
-            root=str(settings.warehouse_root),
-            kind="postgres" if settings.warehouse_url else "parquet",
+            root=str(settings.home if settings.warehouse_kind == "iceberg" else settings.warehouse_root),
+            kind=settings.warehouse_kind,
             url=from_env_or_value(settings, "GRIDCAT_WAREHOUSE_URL", settings.warehouse_url),
         ),
     }

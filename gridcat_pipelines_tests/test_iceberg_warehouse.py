@@ -1,0 +1,313 @@
+"""The Iceberg warehouse target (pyiceberg, SQL catalog): layout, one commit per partition
+replace, metadata-only status, concurrent loaders, readers, snapshot retention, DuckDB, the
+catalog from pyiceberg's configuration, and the loader end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from gridcat_pipelines.errors import FAILED_PRECONDITION, INVALID_ARGUMENT, GridcatError
+from gridcat_pipelines.raw_sink.sink import RawSink
+from gridcat_pipelines.run_ids import new_run_id
+from gridcat_pipelines.state import PartitionKey, ValidationResult
+from gridcat_pipelines.warehouse.iceberg_target import NAMESPACE, SUMMARY, IcebergWarehouse
+from gridcat_pipelines.warehouse.loader import LOADED, SKIPPED_SUPERSEDED, load_partition
+
+REPO = Path(__file__).resolve().parents[1]
+CUSTOMER = "1234567890"
+DAY = date(2026, 11, 20)
+
+
+def rows(n: int, offset: int = 0, customer: str = CUSTOMER) -> pa.Table:
+    return pa.table(
+        {
+            "customer_id": pa.array([int(customer)] * n, pa.int64()),
+            "campaign_id": pa.array(range(offset, offset + n), pa.int64()),
+            "campaign_name": pa.array([None if i % 3 == 0 else f"c{i}" for i in range(n)], pa.string()),
+            "segments_date": pa.array([DAY] * n, pa.date32()),
+            "metrics_cost": pa.array([i * 0.5 for i in range(n)], pa.float64()),
+        }
+    )
+
+
+@pytest.fixture
+def wh(tmp_path) -> IcebergWarehouse:
+    return IcebergWarehouse.open(tmp_path)
+
+
+def test_layout_round_trip_and_loaded_slice(wh, tmp_path):
+    assert wh.loaded_slice("campaign", CUSTOMER, DAY) is None
+    assert (tmp_path / "iceberg" / "catalog.db").exists()
+    first = new_run_id()
+    loaded = wh.replace_slice("campaign", CUSTOMER, DAY, rows(5), first, state_version=1)
+    assert (loaded.run_id, loaded.rows, loaded.state_version) == (first, 5, 1)
+    table = wh.table("campaign")
+    assert table.name() == (NAMESPACE, "campaign")
+    assert [f.name for f in table.spec().fields] == ["customer_id", "logical_date"]
+    assert [str(f.transform) for f in table.spec().fields] == ["identity", "identity"]
+    assert table.schema().column_names == [*rows(0).column_names, "run_id", "logical_date"]
+    got = wh.read_slice("campaign", CUSTOMER, DAY).sort_by("campaign_id")
+    assert got.select(rows(0).column_names).to_pylist() == rows(5).to_pylist()
+    assert set(got.column("run_id").to_pylist()) == {first}
+    assert wh.loaded_slice("campaign", CUSTOMER, DAY) == loaded
+
+    other_day, second = DAY + timedelta(days=1), new_run_id()
+    wh.replace_slice("campaign", CUSTOMER, other_day, rows(2), first, state_version=1)
+    wh.replace_slice("campaign", CUSTOMER, DAY, rows(3, offset=100), second, state_version=2)
+    assert wh.loaded_slice("campaign", CUSTOMER, DAY).rows == 3
+    assert (
+        wh.loaded_slice("campaign", CUSTOMER, other_day).run_id,
+        wh.read_slice("campaign", CUSTOMER, other_day).num_rows,
+    ) == (first, 2)
+
+    third = new_run_id()  # an empty run loads as an empty slice, told from a missing one
+    wh.replace_slice("campaign", CUSTOMER, DAY, rows(0), third, state_version=3)
+    empty = wh.loaded_slice("campaign", CUSTOMER, DAY)
+    assert (empty.run_id, empty.rows, empty.state_version) == (third, 0, 3)
+    assert wh.read_slice("campaign", CUSTOMER, DAY).num_rows == 0
+    assert wh.loaded_slice("campaign", "999", DAY) is None
+
+
+def test_one_commit_per_replace_with_the_partition_in_its_summary(wh):
+    wh.replace_slice("campaign", CUSTOMER, DAY, rows(2), new_run_id(), state_version=1)
+    before = wh.table("campaign")
+    run = new_run_id()
+    wh.replace_slice("campaign", CUSTOMER, DAY, rows(4), run, state_version=7)
+    after = wh.table("campaign")
+    assert len(after.metadata.metadata_log) == len(before.metadata.metadata_log) + 1, "one catalog commit"
+    summary = after.current_snapshot().summary.additional_properties
+    assert {summary[SUMMARY[k]] for k in ("customer", "day", "run", "version", "rows")} == {
+        CUSTOMER,
+        DAY.isoformat(),
+        run,
+        "7",
+        "4",
+    }
+
+
+def test_rows_of_another_account_or_reserved_columns_are_refused(wh):
+    with pytest.raises(GridcatError) as err:
+        wh.replace_slice("campaign", CUSTOMER, DAY, rows(2, customer="42"), new_run_id())
+    assert err.value.code == INVALID_ARGUMENT
+    with pytest.raises(GridcatError):
+        wh.replace_slice("campaign", CUSTOMER, DAY, pa.table({"run_id": ["x"]}), new_run_id())
+    with pytest.raises(GridcatError):
+        wh.replace_slice('campaign"; drop', CUSTOMER, DAY, rows(1), new_run_id())
+    assert wh.loaded_slice("campaign", CUSTOMER, DAY) is None
+
+
+def test_a_feed_without_customer_id_gets_the_partition_column(wh):
+    run = new_run_id()
+    wh.replace_slice("account", CUSTOMER, DAY, pa.table({"x": [1, 2]}), run)
+    assert wh.read_slice("account", CUSTOMER, DAY).column("customer_id").to_pylist() == [int(CUSTOMER)] * 2
+
+
+def test_status_is_read_from_metadata_not_data_files(wh, tmp_path):
+    run = new_run_id()
+    wh.replace_slice("campaign", CUSTOMER, DAY, rows(6), run, state_version=2)
+    data_files = [p for p in (tmp_path / "iceberg" / "warehouse").rglob("*.parquet") if "/data/" in str(p)]
+    assert data_files
+    for path in data_files:  # no data file is left to read
+        path.unlink()
+    loaded = wh.loaded_slice("campaign", CUSTOMER, DAY)
+    assert (loaded.run_id, loaded.rows, loaded.state_version) == (run, 6, 2)
+
+
+def test_a_lower_state_version_never_replaces_a_higher_one(wh):
+    newer, older = new_run_id(), new_run_id()
+    wh.replace_slice("campaign", CUSTOMER, DAY, rows(2), newer, state_version=4)
+    assert wh.stage_slice("campaign", CUSTOMER, DAY, rows(9), older, 3).commit() is None
+    with pytest.raises(GridcatError) as err:
+        wh.replace_slice("campaign", CUSTOMER, DAY, rows(9), older, state_version=3)
+    assert err.value.code == FAILED_PRECONDITION
+    assert (wh.loaded_slice("campaign", CUSTOMER, DAY).run_id, wh.read_slice("campaign", CUSTOMER, DAY).num_rows) == (
+        newer,
+        2,
+    )
+
+
+def test_concurrent_loaders_of_one_table_all_commit(wh):
+    """Eight threads replace eight partitions of one table at once: every commit conflict is
+    staged again and retried, and every partition ends with its own run."""
+    wh.replace_slice("campaign", CUSTOMER, DAY, rows(1), new_run_id())  # the table exists
+    runs = {n: new_run_id() for n in range(8)}
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(runs))
+
+    def load(n: int) -> None:
+        try:
+            staged = wh.stage_slice("campaign", CUSTOMER, DAY + timedelta(days=n + 1), rows(n + 1), runs[n], 1)
+            barrier.wait()
+            assert staged.commit() is not None
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=load, args=(n,)) for n in runs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    for n, run in runs.items():
+        loaded = wh.loaded_slice("campaign", CUSTOMER, DAY + timedelta(days=n + 1))
+        assert (loaded.run_id, loaded.rows) == (run, n + 1)
+
+
+def test_a_reader_never_sees_half_a_partition(wh):
+    """Loads swap the partition between a 300-row run and a 7-row run while a reader scans it:
+    every scan sees all rows of exactly one run."""
+    a, b = new_run_id(), new_run_id()
+    wh.replace_slice("campaign", CUSTOMER, DAY, rows(300), a, state_version=1)
+    stop = threading.Event()
+    seen: list[tuple[set, int]] = []
+
+    def reader() -> None:
+        while not stop.is_set():
+            got = wh.read_slice("campaign", CUSTOMER, DAY)
+            seen.append((set(got.column("run_id").to_pylist()), got.num_rows))
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for version in range(2, 12):
+            run, n = (b, 7) if version % 2 else (a, 300)
+            wh.replace_slice("campaign", CUSTOMER, DAY, rows(n), run, state_version=version)
+    finally:
+        stop.set()
+        thread.join()
+    assert seen and all(s in (({a}, 300), ({b}, 7)) for s in seen), {(frozenset(r), n) for r, n in seen}
+
+
+def test_expire_snapshots_keeps_the_current_one(wh):
+    for version in range(1, 5):
+        wh.replace_slice("campaign", CUSTOMER, DAY, rows(version), new_run_id(), state_version=version)
+    table = wh.table("campaign")
+    before, current = len(table.snapshots()), table.metadata.current_snapshot_id
+    future = datetime.now(UTC) + timedelta(days=1)
+    assert wh.expire_snapshots(future, dry_run=True) == {"campaign": before - 1}
+    assert len(wh.table("campaign").snapshots()) == before
+    assert wh.expire_snapshots(future) == {"campaign": before - 1}
+    table = wh.table("campaign")
+    assert [s.snapshot_id for s in table.snapshots()] == [current]
+    assert wh.read_slice("campaign", CUSTOMER, DAY).num_rows == 4
+    assert wh.loaded_slice("campaign", CUSTOMER, DAY).rows == 4
+
+
+def test_duckdb_reads_exactly_the_authoritative_rows(store, tmp_path):
+    """The loader puts the authoritative run in; DuckDB, reading the table through its catalog
+    (pyiceberg's scan handed to DuckDB), gets exactly that run's rows."""
+    sink = RawSink(str(tmp_path / "raw"))
+    wh = IcebergWarehouse.open(tmp_path)
+    key = PartitionKey("google_ads", CUSTOMER, "campaign", DAY)
+    runs = []
+    for n in (4, 6):
+        meta = sink.write_run(key, rows(n).to_batches(), schema_version="1")
+        store.record_result(
+            ValidationResult.parse(
+                customer_id=CUSTOMER,
+                query_name="campaign",
+                logical_date=DAY.isoformat(),
+                run_id=meta.run_id,
+                status="success",
+                record_count=n,
+            )
+        )
+        runs.append(meta.run_id)
+    assert load_partition(store, sink, wh, key, runs[0], version=1).status == SKIPPED_SUPERSEDED
+    assert load_partition(store, sink, wh, key).status == LOADED
+    fresh = IcebergWarehouse.open(tmp_path).table("campaign")  # a new reader of the catalog
+    con = fresh.scan().to_duckdb("campaign")
+    got = con.execute(
+        "SELECT run_id, count(*), sum(campaign_id) FROM campaign WHERE customer_id = ? AND logical_date = ? GROUP BY run_id",
+        [int(CUSTOMER), DAY],
+    ).fetchall()
+    assert got == [(runs[1], 6, sum(range(6)))]
+    assert isinstance(con, duckdb.DuckDBPyConnection)
+
+
+@pytest.mark.postgres
+def test_the_catalog_comes_from_pyiceberg_configuration(tmp_path, pg_url):
+    """PYICEBERG_CATALOG__GRIDCAT__* (pyiceberg's own settings) pick the catalog: here a SQL
+    catalog on PostgreSQL, the production shape; nothing is written under GRIDCAT_HOME."""
+    uri = pg_url.replace("postgresql://", "postgresql+psycopg://", 1) if pg_url.startswith("postgresql://") else pg_url
+    code = (
+        "import sys, datetime, pyarrow as pa\n"
+        "from pathlib import Path\n"
+        "from gridcat_pipelines.warehouse.iceberg_target import IcebergWarehouse\n"
+        "wh = IcebergWarehouse.open(Path(sys.argv[1]))\n"
+        "wh.replace_slice('campaign', '7', datetime.date(2026, 11, 1), pa.table({'x': [1]}), sys.argv[2])\n"
+        "print(type(wh.catalog).__name__, wh.catalog.properties['uri'].split('://')[0])\n"
+    )
+    env = {
+        **os.environ,
+        "PYICEBERG_CATALOG__GRIDCAT__TYPE": "sql",
+        "PYICEBERG_CATALOG__GRIDCAT__URI": uri,
+        "PYICEBERG_CATALOG__GRIDCAT__WAREHOUSE": f"file://{tmp_path / 'lake'}",
+    }
+    run = new_run_id()
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "home"), run],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["SqlCatalog", "postgresql+psycopg"]
+    assert not (tmp_path / "home" / "iceberg").exists()
+    assert list((tmp_path / "lake").rglob("*.parquet"))
+
+
+def test_cli_retention_expires_warehouse_snapshots(tmp_path, sqlite_url):
+    wh = IcebergWarehouse.open(tmp_path)
+    for version in range(1, 4):
+        wh.replace_slice("campaign", CUSTOMER, DAY, rows(version), new_run_id(), state_version=version)
+    env = {
+        **os.environ,
+        "GRIDCAT_HOME": str(tmp_path),
+        "GRIDCAT_DB_URL": sqlite_url,
+        "GRIDCAT_WAREHOUSE": "iceberg",
+    }
+
+    def retention(*args: str) -> dict:
+        result = subprocess.run(
+            [sys.executable, "-m", "gridcat_pipelines.cli.main", "retention", "--older-than", "0", *args, "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=REPO,
+        )
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)["warehouse_snapshots"]
+
+    kept = retention()  # default age: 7 days, nothing that old
+    assert kept["older_than_days"] == 7 and kept["expired"] == {"campaign": 0}
+    dry = retention("--warehouse-snapshots-older-than", "0", "--dry-run")
+    assert dry["dry_run"] and dry["expired"]["campaign"] >= 2
+    done = retention("--warehouse-snapshots-older-than", "0")
+    assert done["expired"] == dry["expired"]
+    assert len(IcebergWarehouse.open(tmp_path).table("campaign").snapshots()) == 1
+
+
+def test_the_warehouse_setting_is_checked():
+    from gridcat_pipelines.config import Settings
+
+    assert Settings.from_env({"GRIDCAT_WAREHOUSE": "iceberg"}).warehouse_kind == "iceberg"
+    assert Settings.from_env({"GRIDCAT_WAREHOUSE_URL": "postgresql://x/y"}).warehouse_kind == "postgres"
+    assert Settings.from_env({}).warehouse_kind == "parquet"
+    for bad in ({"GRIDCAT_WAREHOUSE": "delta"}, {"GRIDCAT_WAREHOUSE": "postgres"}):
+        with pytest.raises(GridcatError) as err:
+            Settings.from_env(bad)
+        assert err.value.code == INVALID_ARGUMENT
