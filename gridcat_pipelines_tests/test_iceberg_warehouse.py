@@ -311,3 +311,58 @@ def test_the_warehouse_setting_is_checked():
         with pytest.raises(GridcatError) as err:
             Settings.from_env(bad)
         assert err.value.code == INVALID_ARGUMENT
+
+
+def _record(store, sink: RawSink, key: PartitionKey, n: int) -> str:
+    table = rows(n, customer=key.customer_id)
+    meta = sink.write_run(key, table.to_batches(), schema_version="1", schema=table.schema)
+    store.record_result(
+        ValidationResult.parse(
+            customer_id=key.customer_id,
+            query_name=key.query_name,
+            logical_date=key.logical_date.isoformat(),
+            run_id=meta.run_id,
+            status="success",
+            record_count=n,
+        )
+    )
+    return meta.run_id
+
+
+def test_many_partitions_load_in_one_commit(store, tmp_path):
+    """A packed load run's partitions of one table commit together: one catalog commit, each
+    partition's run, rows and version readable from metadata, each load logged."""
+    from gridcat_pipelines.warehouse import load_log
+    from gridcat_pipelines.warehouse.loader import PlannedLoad, load_partitions
+
+    sink, wh = RawSink(str(tmp_path / "raw")), IcebergWarehouse.open(tmp_path)
+    keys = [PartitionKey("google_ads", str(1000 + n), "campaign", DAY - timedelta(days=n % 3)) for n in range(12)]
+    runs = {k: _record(store, sink, k, n % 4) for n, k in enumerate(keys)}
+    wh.replace_slice("campaign", "999", DAY, rows(1, customer="999"), new_run_id())  # the table exists
+    commits = len(wh.table("campaign").metadata.metadata_log)
+    outcomes = load_partitions(store, sink, wh, [PlannedLoad(k) for k in keys])
+    assert [o.status for o in outcomes] == [LOADED] * len(keys)
+    assert len(wh.table("campaign").metadata.metadata_log) == commits + 1, "one commit for twelve partitions"
+    for n, key in enumerate(keys):
+        loaded = wh.loaded_slice("campaign", key.customer_id, key.logical_date)
+        assert (loaded.run_id, loaded.rows, loaded.state_version) == (runs[key], n % 4, 1)
+        assert wh.read_slice("campaign", key.customer_id, key.logical_date).num_rows == n % 4
+    logged = load_log.load_records(store.engine, keys)
+    assert {k: (r.loaded_run_id, r.loaded_version) for k, r in logged.items()} == {k: (runs[k], 1) for k in keys}
+
+
+def test_a_partition_that_moved_sends_the_batch_one_by_one(store, tmp_path):
+    """One partition gets a newer run between planning and loading: nothing is committed
+    together, every partition is loaded on its own and fenced; the moved one is skipped."""
+    from gridcat_pipelines.warehouse.loader import PlannedLoad, load_partitions
+
+    sink, wh = RawSink(str(tmp_path / "raw")), IcebergWarehouse.open(tmp_path)
+    keys = [PartitionKey("google_ads", str(2000 + n), "campaign", DAY) for n in range(4)]
+    runs = [_record(store, sink, k, 2) for k in keys]
+    plans = [PlannedLoad(k, r, 1) for k, r in zip(keys, runs)]
+    newer = _record(store, sink, keys[2], 5)  # moved after planning
+    outcomes = load_partitions(store, sink, wh, plans)
+    assert [o.status for o in outcomes] == [LOADED, LOADED, SKIPPED_SUPERSEDED, LOADED]
+    assert wh.loaded_slice("campaign", keys[2].customer_id, DAY) is None
+    assert load_partition(store, sink, wh, keys[2]).status == LOADED
+    assert wh.loaded_slice("campaign", keys[2].customer_id, DAY).run_id == newer

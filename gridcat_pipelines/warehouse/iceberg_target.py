@@ -33,6 +33,7 @@ writes a new summary).
 
 from __future__ import annotations
 
+import json
 import random
 import time
 import warnings
@@ -50,7 +51,7 @@ from pyiceberg.exceptions import (
     TableAlreadyExistsError,
     ValidationException,
 )
-from pyiceberg.expressions import And, EqualTo
+from pyiceberg.expressions import And, EqualTo, Or
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema, assign_fresh_schema_ids
 from pyiceberg.table import Table, Transaction
@@ -72,6 +73,7 @@ SUMMARY = {
     "run": "gridcat.run_id",
     "version": "gridcat.state_version",
     "rows": "gridcat.rows",
+    "slices": "gridcat.slices",
 }
 TABLE_PROPERTIES = {
     f"write.metadata.metrics.column.{RUN_ID_COLUMN}": "full",  # the run in every file's manifest entry
@@ -168,11 +170,20 @@ class IcebergWarehouse:
         self, query_name: str, customer_id: str, day: date, table: pa.Table, run_id: str, state_version: int
     ) -> StagedIcebergSlice:
         """Write the partition's new data files in an open transaction (not visible yet)."""
-        rows = slice_rows(table, customer_id, day, run_id)
-        iceberg_table = self.ensure_table(query_name, rows.schema)
-        staged = StagedIcebergSlice(self, query_name, customer_id, day, rows, run_id, int(state_version))
-        staged.prepare(iceberg_table)
-        return staged
+        batch = self.stage_slices(query_name, [(customer_id, day, table, run_id, state_version)])
+        return StagedIcebergSlice(batch, run_id, table.num_rows, int(state_version))
+
+    def stage_slices(self, query_name: str, slices: list[tuple[str, date, pa.Table, str, int]]) -> StagedIcebergSlices:
+        """Write the new data files of several partitions ``(customer_id, day, table, run_id,
+        state_version)`` of one table in one open transaction: one commit for all of them."""
+        staged = [
+            _Slice(customer_id, day, slice_rows(table, customer_id, day, run_id), run_id, int(version))
+            for customer_id, day, table, run_id, version in slices
+        ]
+        schema = staged[0].rows.schema if len(staged) == 1 else pa.unify_schemas([s.rows.schema for s in staged])
+        batch = StagedIcebergSlices(self, query_name, staged)
+        batch.prepare(self.ensure_table(query_name, schema))
+        return batch
 
     def replace_slice(
         self,
@@ -347,6 +358,9 @@ def slice_records(table: Table) -> dict[tuple[str, str], SliceRecord]:
     while snapshot is not None and snapshot.snapshot_id not in seen:
         seen.add(snapshot.snapshot_id)
         props: dict[str, Any] = dict(snapshot.summary.additional_properties) if snapshot.summary else {}
+        for entry in json.loads(props.get(SUMMARY["slices"], "[]")):
+            customer, day, run, version, rows = entry
+            records.setdefault((customer, day), SliceRecord(run, int(version), int(rows), snapshot.snapshot_id))
         if SUMMARY["customer"] in props and SUMMARY["day"] in props:
             key = (props[SUMMARY["customer"]], props[SUMMARY["day"]])
             records.setdefault(
@@ -362,23 +376,26 @@ def slice_records(table: Table) -> dict[tuple[str, str], SliceRecord]:
     return records
 
 
-class StagedIcebergSlice:
-    """An overwrite of one partition in an open pyiceberg transaction (see
-    :meth:`IcebergWarehouse.stage_slice`)."""
+@dataclass(frozen=True)
+class _Slice:
+    customer_id: str
+    day: date
+    rows: pa.Table
+    run_id: str
+    state_version: int
 
-    def __init__(
-        self,
-        warehouse: IcebergWarehouse,
-        query_name: str,
-        customer_id: str,
-        day: date,
-        rows: pa.Table,
-        run_id: str,
-        state_version: int,
-    ):
-        self._warehouse, self._query_name, self._customer_id, self._day = warehouse, query_name, customer_id, day
-        self._rows = rows
-        self.run_id, self.rows, self.state_version = run_id, rows.num_rows, state_version
+
+class StagedIcebergSlices:
+    """One overwrite of one or more partitions of a table in an open pyiceberg transaction
+    (see :meth:`IcebergWarehouse.stage_slices`): one commit for all of them."""
+
+    def __init__(self, warehouse: IcebergWarehouse, query_name: str, slices: list[_Slice]):
+        self._warehouse, self._query_name, self._slices = warehouse, query_name, slices
+        self._rows = (
+            slices[0].rows
+            if len(slices) == 1
+            else pa.concat_tables([s.rows for s in slices], promote_options="default")
+        )
         self._txn: Transaction | None = None
         self._table: Table | None = None
 
@@ -386,25 +403,24 @@ class StagedIcebergSlice:
         """Write the data files and stage the overwrite on ``table``'s current metadata."""
         self._table = table
         self._txn = table.transaction()
+        filters = [_partition_filter(s.customer_id, s.day) for s in self._slices]
         self._txn.overwrite(
             self._rows,
-            overwrite_filter=_partition_filter(self._customer_id, self._day),
-            snapshot_properties={
-                SUMMARY["customer"]: self._customer_id,
-                SUMMARY["day"]: self._day.isoformat(),
-                SUMMARY["run"]: self.run_id,
-                SUMMARY["version"]: str(self.state_version),
-                SUMMARY["rows"]: str(self.rows),
-            },
+            overwrite_filter=filters[0] if len(filters) == 1 else Or(*filters),
+            snapshot_properties=_summary(self._slices),
         )
 
     def _fenced_out(self, table: Table) -> bool:
-        record = slice_records(table).get((self._customer_id, self._day.isoformat()))
-        return record is not None and record.state_version > self.state_version
+        records = slice_records(table)
+        for s in self._slices:
+            record = records.get((s.customer_id, s.day.isoformat()))
+            if record is not None and record.state_version > s.state_version:
+                return True
+        return False
 
-    def commit(self) -> LoadedSlice | None:
-        """Commit the overwrite (one Iceberg commit), unless the partition's newest snapshot
-        holds a higher state version (``None``); a lost race is redone on fresh metadata."""
+    def commit(self) -> list[LoadedSlice] | None:
+        """Commit the overwrite (one Iceberg commit), unless a partition's newest snapshot holds
+        a higher state version (``None``); a lost race is staged again on fresh metadata."""
         assert self._txn is not None and self._table is not None
         for attempt in range(self._warehouse.commit_attempts):
             if self._fenced_out(self._table):
@@ -415,7 +431,7 @@ class StagedIcebergSlice:
                 break
             except (CommitFailedException, ValidationException):
                 # another loader committed since this overwrite was staged: pyiceberg's own retry
-                # gives up when the other commit touched this partition (ValidationException)
+                # gives up when the other commit touched these partitions (ValidationException)
                 if attempt + 1 == self._warehouse.commit_attempts:
                     raise
                 time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
@@ -423,14 +439,54 @@ class StagedIcebergSlice:
                 assert fresh is not None
                 self.prepare(fresh)
         self._txn = None
-        return LoadedSlice(
-            run_id=self.run_id,
-            rows=self.rows,
-            path=self._warehouse.describe(self._query_name, self._customer_id, self._day),
-            state_version=self.state_version,
-        )
+        return [
+            LoadedSlice(
+                run_id=s.run_id,
+                rows=s.rows.num_rows,
+                path=self._warehouse.describe(self._query_name, s.customer_id, s.day),
+                state_version=s.state_version,
+            )
+            for s in self._slices
+        ]
 
     def abort(self) -> None:
         """Drop the staged overwrite: nothing was committed (its data files are orphans until
         the table's orphan-file cleanup)."""
         self._txn = None
+
+
+class StagedIcebergSlice:
+    """One partition's staged overwrite (the ``StagedSlice`` of :meth:`IcebergWarehouse.stage_slice`)."""
+
+    def __init__(self, batch: StagedIcebergSlices, run_id: str, rows: int, state_version: int):
+        self._batch = batch
+        self.run_id, self.rows, self.state_version = run_id, rows, state_version
+
+    def commit(self) -> LoadedSlice | None:
+        """Commit it (one Iceberg commit); ``None`` when a higher state version fenced it out."""
+        loaded = self._batch.commit()
+        return None if loaded is None else loaded[0]
+
+    def abort(self) -> None:
+        """Drop it."""
+        self._batch.abort()
+
+
+def _summary(slices: list[_Slice]) -> dict[str, str]:
+    """The snapshot summary of a load: the partition, run, version and rows of a single slice
+    under ``gridcat.*``; several slices also as ``gridcat.slices``, a JSON list of
+    ``[customer_id, logical_date, run_id, state_version, rows]``."""
+    first = slices[0]
+    summary = {
+        SUMMARY["customer"]: first.customer_id,
+        SUMMARY["day"]: first.day.isoformat(),
+        SUMMARY["run"]: first.run_id,
+        SUMMARY["version"]: str(first.state_version),
+        SUMMARY["rows"]: str(first.rows.num_rows),
+    }
+    if len(slices) > 1:
+        summary[SUMMARY["slices"]] = json.dumps(
+            [[s.customer_id, s.day.isoformat(), s.run_id, s.state_version, s.rows.num_rows] for s in slices],
+            separators=(",", ":"),
+        )
+    return summary

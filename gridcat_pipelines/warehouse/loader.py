@@ -158,3 +158,143 @@ def _stage_and_commit(
         loaded,
         state_version=version,
     )
+
+
+@dataclass(frozen=True)
+class PlannedLoad:
+    """One partition a load run should bring to ``run_id`` (``None``: the authoritative one)
+    at state ``version`` (``None``: the version read when the load starts)."""
+
+    key: PartitionKey
+    run_id: str | None = None
+    version: int | None = None
+
+
+def load_partitions(
+    store: StateStore,
+    sink: RawSink,
+    warehouse: WarehouseTarget,
+    planned: list[PlannedLoad],
+    *,
+    leases: LeaseStore | None = None,
+    lease_ttl_seconds: float = 600,
+) -> list[LoadOutcome | Exception]:
+    """Load many partitions of one feed; per partition, its outcome or the exception that
+    failed it (logged in the load log like :func:`load_partition`'s).
+
+    A target that can commit many slices at once (``stage_slices``: Iceberg, one commit per
+    table instead of one per partition) gets them in one fenced commit: every partition is
+    checked to be authoritative at its planned run and version with all of them held still,
+    then the slices commit together and each load is logged in that held transaction. When a
+    partition moved in between, or for any other target, each partition goes through
+    :func:`load_partition` on its own, with the same fence."""
+    if len(planned) > 1 and hasattr(warehouse, "stage_slices"):
+        try:
+            done = _load_together(store, sink, warehouse, planned, leases, lease_ttl_seconds)
+        except GridcatError:
+            done = None  # a run went missing, a partition moved, a bad slice: one at a time, each fenced
+        if done is not None:
+            return done
+    outcomes: list[LoadOutcome | Exception] = []
+    for load in planned:
+        try:
+            outcomes.append(
+                load_partition(
+                    store,
+                    sink,
+                    warehouse,
+                    load.key,
+                    load.run_id,
+                    version=load.version,
+                    leases=leases,
+                    lease_ttl_seconds=lease_ttl_seconds,
+                )
+            )
+        except Exception as exc:  # noqa: BLE001 - the others go on; load_partition logged it
+            outcomes.append(exc)
+    return outcomes
+
+
+def _load_together(
+    store: StateStore,
+    sink: RawSink,
+    warehouse: WarehouseTarget,
+    planned: list[PlannedLoad],
+    leases: LeaseStore | None,
+    lease_ttl_seconds: float,
+) -> list[LoadOutcome | Exception] | None:
+    """The one-commit path of :func:`load_partitions`; ``None`` when it cannot hold (then each
+    partition is loaded on its own)."""
+    states = store.get_many([p.key for p in planned])
+    wanted = []
+    for load in planned:
+        state = states[load.key]
+        run_id = load.run_id or state.current_run_id
+        version = state.version if load.version is None else load.version
+        if not _authoritative(state, run_id, version):
+            return None
+        wanted.append((load.key, run_id, version))
+    feeds = {key.query_name for key, _, _ in wanted}
+    if len(feeds) != 1:
+        return None
+    lease = None
+    if leases is not None:
+        lease = leases.begin(
+            [k for k, _, _ in wanted],
+            ttl_seconds=lease_ttl_seconds,
+            holder="warehouse-loader",
+            expected_runs={k: r for k, r, _ in wanted},
+        )
+    try:
+        if lease is not None:
+            with leases.kept(lease, ttl_seconds=lease_ttl_seconds):
+                return _stage_and_commit_together(store, sink, warehouse, wanted)
+        return _stage_and_commit_together(store, sink, warehouse, wanted)
+    except GridcatError:
+        raise
+    except Exception as exc:
+        message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+        for key, _, _ in wanted:
+            try:
+                load_log.record_failed(store.engine, key, message, _now())
+            except Exception:  # noqa: BLE001
+                pass
+        return [exc for _ in wanted]
+
+
+def _stage_and_commit_together(
+    store: StateStore, sink: RawSink, warehouse: WarehouseTarget, wanted: list[tuple[PartitionKey, str, int]]
+) -> list[LoadOutcome | Exception] | None:
+    slices = []
+    for key, run_id, version in wanted:
+        try:
+            table = sink.read_table(sink.read_metadata(key, run_id))
+        except (GridcatError, OSError, pa.ArrowException) as exc:
+            message = getattr(exc, "message", str(exc))
+            raise failed_precondition(f"{key}: cannot read authoritative run {run_id}: {message}") from exc
+        slices.append((key.customer_id, key.logical_date, table, run_id, version))
+    staged = warehouse.stage_slices(wanted[0][0].query_name, slices)  # type: ignore[attr-defined]
+    try:
+        with store.hold([k for k, _, _ in wanted]) as held:
+            if not all(_authoritative(held.states[k], r, v) for k, r, v in wanted):
+                staged.abort()
+                return None
+            loaded = staged.commit()
+            if loaded is None:  # a slice holds a newer version already: one at a time
+                return None
+            for (key, run_id, version), one in zip(wanted, loaded):
+                load_log.record_loaded(held.conn, key, run_id, version, one.rows, _now())
+    except BaseException:
+        staged.abort()
+        raise
+    return [
+        LoadOutcome(
+            LOADED,
+            run_id,
+            f"{key}: loaded {one.rows} rows of run {run_id} (state version {version}; one commit with "
+            f"{len(wanted)} partitions)",
+            one,
+            state_version=version,
+        )
+        for (key, run_id, version), one in zip(wanted, loaded)
+    ]

@@ -5,7 +5,8 @@ customer of its partitions (narrowed by ``gridcat/customers``), the partition's 
 ``success`` run when the warehouse does not hold it at the state's version yet. A run the gate
 requests for a single customer-day hands the loader the run and state version it planned
 (``gridcat/run_id.<feed>``, ``gridcat/state_version.<feed>``); either way the commit is fenced
-(:func:`load_partition`). A failed load is logged for reconcile and the others go on; the step
+(:func:`load_partitions`: one commit for all of them where the target can, Iceberg; else
+:func:`load_partition` each). A failed load is logged for reconcile and the others go on; the step
 fails at the end naming every failed customer-day.
 """
 
@@ -22,7 +23,7 @@ from gridcat_pipelines.feeds.models import FeedConfig
 from gridcat_pipelines.leases.store import LeaseStore
 from gridcat_pipelines.state import PartitionKey, StateStore
 from gridcat_pipelines.state.keys import DEFAULT_SOURCE
-from gridcat_pipelines.warehouse.loader import LOADED, LoadOutcome, load_partition
+from gridcat_pipelines.warehouse.loader import LOADED, LoadOutcome, PlannedLoad, load_partitions
 from gridcat_pipelines.warehouse.reconcile import find_stale
 
 WAREHOUSE_GROUP = "google_ads_warehouse"
@@ -106,13 +107,16 @@ def build_warehouse_asset(feed: FeedConfig, partitions_def: dg.PartitionsDefinit
         leases = LeaseStore(store)
         outcomes: dict[str, list[tuple[str, LoadOutcome]]] = defaultdict(list)
         failed: list[str] = []
-        for part, partition, run_id, version in planned:
-            try:
-                outcome = load_partition(
-                    store, raw_sink.sink, warehouse.warehouse, partition, run_id, version=version, leases=leases
-                )
-            except Exception as exc:  # noqa: BLE001 - logged for reconcile; the other partitions go on
-                failed.append(f"load of {partition} failed: {getattr(exc, 'message', None) or exc}")
+        results = load_partitions(
+            store,
+            raw_sink.sink,
+            warehouse.warehouse,
+            [PlannedLoad(partition, run_id, version) for _, partition, run_id, version in planned],
+            leases=leases,
+        )
+        for (part, partition, _, _), outcome in zip(planned, results):
+            if isinstance(outcome, Exception):  # logged for reconcile; the other partitions went on
+                failed.append(f"load of {partition} failed: {getattr(outcome, 'message', None) or outcome}")
                 continue
             context.log.info(outcome.message)
             if outcome.status == LOADED:
