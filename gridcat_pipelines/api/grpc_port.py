@@ -26,7 +26,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 import uvicorn
@@ -38,10 +38,8 @@ from gridcat_pipelines.api.gen.gridapi.v1 import state_facet_service_pb2_grpc, s
 from gridcat_pipelines.api.proto_messages import error_detail
 from gridcat_pipelines.api.route import Route
 from gridcat_pipelines.api.rpc_core import REPLAYED_HEADER, answer, authorize
+from gridcat_pipelines.api.rpc_host import RpcHost
 from gridcat_pipelines.errors import GridcatError
-
-if TYPE_CHECKING:
-    from gridcat_pipelines.api.app import GridcatApi
 
 access_log = logging.getLogger("gridcat.api.access")
 
@@ -92,7 +90,7 @@ def _metadata(context: grpc.ServicerContext, name: str) -> str | None:
 class _Authenticate(grpc.ServerInterceptor):
     """Refuses a call with no, an unknown or a too weak token before its message is read."""
 
-    def __init__(self, api: GridcatApi):
+    def __init__(self, api: RpcHost):
         self.api = api
 
     def intercept_service(self, continuation: Callable[..., Any], details: Any) -> Any:
@@ -116,12 +114,12 @@ class _Authenticate(grpc.ServerInterceptor):
 class _Servicer:
     """Every RPC of one service as the generated servicer's ``Method(request, context)``."""
 
-    def __init__(self, api: GridcatApi, service: str):
+    def __init__(self, api: RpcHost, service: str):
         for route in api.rpc_routes(service):
             setattr(self, route.path.rsplit("/", 1)[1], _method(api, route))
 
 
-def _method(api: GridcatApi, route: Route):
+def _method(api: RpcHost, route: Route):
     response_class = route_response_class(route)
 
     def rpc(request: Any, context: grpc.ServicerContext) -> Any:
@@ -163,7 +161,7 @@ def route_response_class(route: Route) -> type:
     return getattr(module, route.response)
 
 
-def grpc_server(api: GridcatApi, host: str, port: int, *, threads: int) -> grpc.Server:
+def grpc_server(api: RpcHost, host: str, port: int, *, threads: int) -> grpc.Server:
     """The grpcio server for both services on ``host:port`` (not started); calls run in
     ``threads`` threads of its own (the handlers block on the database)."""
     server = grpc.server(
@@ -179,7 +177,7 @@ def grpc_server(api: GridcatApi, host: str, port: int, *, threads: int) -> grpc.
 
 
 async def serve_with_grpc(
-    server: uvicorn.Server, app: GridcatApi, host: str, grpc_port: int, *, graceful_seconds: float, threads: int
+    server: uvicorn.Server, app: RpcHost, host: str, grpc_port: int, *, graceful_seconds: float, threads: int
 ) -> None:
     """Run ``server`` (uvicorn, the main port) and the gRPC server until SIGTERM."""
     grpc_srv = grpc_server(app, host, grpc_port, threads=threads)

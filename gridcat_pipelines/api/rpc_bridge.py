@@ -15,7 +15,7 @@ route and handler as the JSON path:
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError, ErrorDetail
@@ -29,10 +29,8 @@ from gridcat_pipelines.api.gen.gridapi.v1 import state_facet_service_connect, st
 from gridcat_pipelines.api.proto_messages import error_detail
 from gridcat_pipelines.api.route import Route
 from gridcat_pipelines.api.rpc_core import REPLAYED_HEADER, answer, authorize, snake
+from gridcat_pipelines.api.rpc_host import RpcHost
 from gridcat_pipelines.errors import GridcatError
-
-if TYPE_CHECKING:
-    from gridcat_pipelines.api.app import GridcatApi
 
 ERROR_DETAIL_TYPE = "type.googleapis.com/gridapi.v1.ErrorDetail"
 _principal: ContextVar[Principal] = ContextVar("gridcat_principal")
@@ -57,7 +55,7 @@ def connect_error(error: GridcatError | HttpError) -> ConnectError:
 class _Authenticate:
     """Metadata interceptor: the token and the route's role, before the body is read."""
 
-    def __init__(self, api: GridcatApi):
+    def __init__(self, api: RpcHost):
         self.api = api
 
     async def on_start(self, ctx: RequestContext) -> None:
@@ -74,12 +72,12 @@ class _Authenticate:
 class _Service:
     """Every RPC of one service as the generated Protocol's coroutine methods."""
 
-    def __init__(self, api: GridcatApi, service: str):
+    def __init__(self, api: RpcHost, service: str):
         for route in api.rpc_routes(service):
             setattr(self, snake(route.path.rsplit("/", 1)[1]), _method(api, route))
 
 
-def _method(api: GridcatApi, route: Route):
+def _method(api: RpcHost, route: Route):
     async def rpc(request: Message, ctx: RequestContext) -> Message:
         response = ctx.method.output()
         try:
@@ -99,7 +97,7 @@ class RpcApplications:
     """The ASGI application for every protobuf request on the main port: one connectrpc
     application per service, chosen by path."""
 
-    def __init__(self, api: GridcatApi, *, max_body: int):
+    def __init__(self, api: RpcHost, *, max_body: int):
         interceptors = [_Authenticate(api)]
         self._apps: dict[str, Any] = {
             f"/gridapi.v1.{service}/": app_class(

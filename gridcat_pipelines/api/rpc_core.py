@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING
 
 from google.protobuf.message import Message
 from sqlalchemy.exc import OperationalError
@@ -24,11 +23,9 @@ from gridcat_pipelines.api.errors import HttpError
 from gridcat_pipelines.api.messages import check_text, validate
 from gridcat_pipelines.api.proto_messages import fill, to_dict
 from gridcat_pipelines.api.route import Route
+from gridcat_pipelines.api.rpc_host import RpcHost
 from gridcat_pipelines.api.schemas import REQUESTS
 from gridcat_pipelines.errors import INTERNAL, UNAVAILABLE, GridcatError
-
-if TYPE_CHECKING:
-    from gridcat_pipelines.api.app import GridcatApi
 
 log = logging.getLogger("gridcat.api")
 
@@ -40,7 +37,7 @@ def snake(name: str) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() and i else c.lower() for i, c in enumerate(name))
 
 
-def authorize(api: GridcatApi, route: Route, authorization: str | None) -> Principal:
+def authorize(api: RpcHost, route: Route, authorization: str | None) -> Principal:
     """The caller behind the ``authorization`` header, allowed to call ``route`` (or the error)."""
     principal = api.auth.authenticate(authorization)
     principal.require(route.role)
@@ -48,7 +45,7 @@ def authorize(api: GridcatApi, route: Route, authorization: str | None) -> Princ
 
 
 def answer(
-    api: GridcatApi,
+    api: RpcHost,
     route: Route,
     request: Message,
     response: Message,
