@@ -58,7 +58,7 @@ from pyiceberg.table import Table, Transaction
 from pyiceberg.transforms import IdentityTransform
 
 from gridcat_pipelines.errors import invalid_argument, not_found
-from gridcat_pipelines.warehouse.parquet_target import RUN_ID_COLUMN, LoadedSlice, commit_unfenced
+from gridcat_pipelines.warehouse.parquet_target import RUN_ID_COLUMN, LoadedSlice, UnfencedReplace
 
 # pyiceberg warns when an overwrite's filter matches no rows: the first load of every partition
 warnings.filterwarnings("ignore", message="Delete operation did not match any records", module="pyiceberg")
@@ -108,7 +108,7 @@ class SliceRecord:
     snapshot_id: int
 
 
-class IcebergWarehouse:
+class IcebergWarehouse(UnfencedReplace):
     """One Iceberg table per feed in the ``google_ads`` namespace of ``catalog``."""
 
     def __init__(self, catalog: Catalog, *, commit_attempts: int = 10):
@@ -184,19 +184,6 @@ class IcebergWarehouse:
         batch = StagedIcebergSlices(self, query_name, staged)
         batch.prepare(self.ensure_table(query_name, schema))
         return batch
-
-    def replace_slice(
-        self,
-        query_name: str,
-        customer_id: str,
-        day: date,
-        table: pa.Table,
-        run_id: str,
-        state_version: int = 0,
-    ) -> LoadedSlice:
-        """Stage and commit at once, without a state fence; a slice of a higher state version
-        is still never replaced (``FAILED_PRECONDITION``)."""
-        return commit_unfenced(self.stage_slice(query_name, customer_id, day, table, run_id, state_version))
 
     def expire_snapshots(
         self, older_than: datetime, *, query_names: list[str] | None = None, dry_run: bool = False

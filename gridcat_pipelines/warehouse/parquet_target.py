@@ -95,7 +95,24 @@ def commit_unfenced(staged: StagedSlice) -> LoadedSlice:
     return loaded
 
 
-class ParquetWarehouse:
+class UnfencedReplace:
+    """``replace_slice`` for a target with ``stage_slice``: stage and commit at once."""
+
+    def replace_slice(
+        self,
+        query_name: str,
+        customer_id: str,
+        day: date,
+        table: pa.Table,
+        run_id: str,
+        state_version: int = 0,
+    ) -> LoadedSlice:
+        """Stage and commit at once, without a state fence; a slice of a higher state version
+        is still never replaced (``FAILED_PRECONDITION``)."""
+        return commit_unfenced(self.stage_slice(query_name, customer_id, day, table, run_id, state_version))
+
+
+class ParquetWarehouse(UnfencedReplace):
     """One Parquet dataset per feed under ``root`` (a directory or an object-store URI)."""
 
     def __init__(self, root: str):
@@ -142,19 +159,6 @@ class ParquetWarehouse:
             staged.abort()
             raise
         return staged
-
-    def replace_slice(
-        self,
-        query_name: str,
-        customer_id: str,
-        day: date,
-        table: pa.Table,
-        run_id: str,
-        state_version: int = 0,
-    ) -> LoadedSlice:
-        """Stage and commit at once, without a state fence; a slice of a higher state version
-        is still never replaced (``FAILED_PRECONDITION``)."""
-        return commit_unfenced(self.stage_slice(query_name, customer_id, day, table, run_id, state_version))
 
     def loaded_slice(self, query_name: str, customer_id: str, day: date) -> LoadedSlice | None:
         """The run and row count the partition's slice holds, or ``None`` if never loaded."""

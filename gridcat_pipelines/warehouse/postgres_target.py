@@ -36,7 +36,7 @@ import pyarrow.compute as pc
 from psycopg import sql
 
 from gridcat_pipelines.errors import invalid_argument, not_found
-from gridcat_pipelines.warehouse.parquet_target import RUN_ID_COLUMN, LoadedSlice, commit_unfenced
+from gridcat_pipelines.warehouse.parquet_target import RUN_ID_COLUMN, LoadedSlice, UnfencedReplace
 
 SCHEMA = "google_ads"
 SLICES_TABLE = "_slices"
@@ -135,7 +135,7 @@ def _column_names(schema: pa.Schema) -> list[str]:
     return names
 
 
-class PostgresWarehouse:
+class PostgresWarehouse(UnfencedReplace):
     """One table per feed in schema ``google_ads`` of the database at ``url``.
 
     ``before_commit`` (tests only) is called inside the replace transaction, after the COPY.
@@ -273,19 +273,6 @@ class PostgresWarehouse:
         except BaseException:
             conn.close()  # rolls back
             raise
-
-    def replace_slice(
-        self,
-        query_name: str,
-        customer_id: str,
-        day: date,
-        table: pa.Table,
-        run_id: str,
-        state_version: int = 0,
-    ) -> LoadedSlice:
-        """Stage and commit at once, without a state fence; a slice of a higher state version
-        is still never replaced (``FAILED_PRECONDITION``)."""
-        return commit_unfenced(self.stage_slice(query_name, customer_id, day, table, run_id, state_version))
 
     # ----------------------------------------------------------------- reads
 
