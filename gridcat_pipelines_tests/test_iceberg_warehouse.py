@@ -366,3 +366,24 @@ def test_a_partition_that_moved_sends_the_batch_one_by_one(store, tmp_path):
     assert wh.loaded_slice("campaign", keys[2].customer_id, DAY) is None
     assert load_partition(store, sink, wh, keys[2]).status == LOADED
     assert wh.loaded_slice("campaign", keys[2].customer_id, DAY).run_id == newer
+
+
+def test_status_reads_each_table_once_and_agrees_with_one_by_one(wh):
+    """``loaded_slices`` (what ``warehouse status`` uses on Iceberg) answers what
+    ``loaded_slice`` answers, partition by partition: loaded, empty, replaced and missing."""
+    from gridcat_pipelines.state import PartitionState
+    from gridcat_pipelines.warehouse.status import warehouse_status
+
+    days = [DAY - timedelta(days=n) for n in range(4)]
+    wh.replace_slice("campaign", CUSTOMER, days[0], rows(3), new_run_id(), state_version=1)
+    wh.replace_slice("campaign", CUSTOMER, days[1], rows(0), new_run_id(), state_version=1)
+    wh.replace_slice("campaign", "42", days[2], rows(2, customer="42"), new_run_id(), state_version=1)
+    wh.replace_slice("campaign", CUSTOMER, days[0], rows(5), new_run_id(), state_version=2)
+    partitions = [(c, d) for c in (CUSTOMER, "42") for d in days]
+    bulk = wh.loaded_slices("campaign", partitions)
+    one_by_one = {(c, d): wh.loaded_slice("campaign", c, d) for c, d in partitions}
+    assert bulk == {k: v for k, v in one_by_one.items() if v is not None}
+    assert len(bulk) == 3 and bulk[(CUSTOMER, days[0])].rows == 5 and bulk[(CUSTOMER, days[1])].rows == 0
+    states = [PartitionState.implicit_pending(PartitionKey("google_ads", c, "campaign", d)) for c, d in partitions]
+    summary = warehouse_status(states, wh)["summary"]
+    assert summary["held"] == 3 and summary["missing"] == 5

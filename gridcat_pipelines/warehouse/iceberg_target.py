@@ -257,16 +257,36 @@ class IcebergWarehouse(UnfencedReplace):
         if table is None:
             return None
         record = slice_records(table).get((customer_id, day.isoformat()))
-        files = partition_files(table, customer_id, day)
-        path = self.describe(query_name, customer_id, day)
-        if files:
-            runs = {run for run, _ in files}
-            run = runs.pop() if len(runs) == 1 else ""
-            version = record.state_version if record is not None and record.run_id == run else None
-            return LoadedSlice(run_id=run, rows=sum(n for _, n in files), path=path, state_version=version)
-        if record is not None and record.rows == 0:
-            return LoadedSlice(run_id=record.run_id, rows=0, path=path, state_version=record.state_version)
-        return None
+        return _loaded(partition_files(table, customer_id, day), record, self.describe(query_name, customer_id, day))
+
+    def loaded_slices(self, query_name: str, partitions: list[tuple[str, date]]) -> dict[tuple[str, date], LoadedSlice]:
+        """:meth:`loaded_slice` of many partitions of one feed, from one read of the table's
+        metadata: every current data file's manifest entry once, the kept snapshots once.
+        Partitions with nothing loaded are left out."""
+        table = self.table(query_name)
+        if table is None or not partitions:
+            return {}
+        wanted = {(str(int(c)), d.isoformat()): (c, d) for c, d in partitions}
+        field_id = table.schema().find_field(RUN_ID_COLUMN).field_id
+        files: dict[tuple[str, str], list[tuple[str, int]]] = {}
+        epoch = date(1970, 1, 1).toordinal()
+        for task in table.scan().plan_files():
+            data_file = task.file
+            customer, days = data_file.partition[0], data_file.partition[1]
+            key = (str(customer), date.fromordinal(epoch + int(days)).isoformat())
+            if key in wanted:
+                lower = (data_file.lower_bounds or {}).get(field_id, b"")
+                upper = (data_file.upper_bounds or {}).get(field_id, b"")
+                files.setdefault(key, []).append((lower.decode() if lower == upper else "", data_file.record_count))
+        records = slice_records(table)
+        out: dict[tuple[str, date], LoadedSlice] = {}
+        for key, (customer_id, day) in wanted.items():
+            loaded = _loaded(
+                files.get(key, []), records.get((customer_id, key[1])), self.describe(query_name, customer_id, day)
+            )
+            if loaded is not None:
+                out[(customer_id, day)] = loaded
+        return out
 
     def read_slice(self, query_name: str, customer_id: str, day: date) -> pa.Table:
         """The rows of one partition's slice: the feed's columns and ``run_id``."""
@@ -320,6 +340,18 @@ def slice_rows(table: pa.Table, customer_id: str, day: date, run_id: str) -> pa.
     n = table.num_rows
     table = table.append_column(RUN_ID_COLUMN, pa.repeat(pa.scalar(run_id, pa.string()), n))
     return table.append_column(DATE_COLUMN, pa.repeat(pa.scalar(day, pa.date32()), n))
+
+
+def _loaded(files: list[tuple[str, int]], record: SliceRecord | None, path: str) -> LoadedSlice | None:
+    """What a partition holds, from its data files' ``(run_id, rows)`` and its newest summary."""
+    if files:
+        runs = {run for run, _ in files}
+        run = runs.pop() if len(runs) == 1 else ""
+        version = record.state_version if record is not None and record.run_id == run else None
+        return LoadedSlice(run_id=run, rows=sum(n for _, n in files), path=path, state_version=version)
+    if record is not None and record.rows == 0:
+        return LoadedSlice(run_id=record.run_id, rows=0, path=path, state_version=record.state_version)
+    return None
 
 
 def partition_files(table: Table, customer_id: str, day: date) -> list[tuple[str, int]]:
