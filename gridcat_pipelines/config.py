@@ -47,6 +47,16 @@ WAREHOUSE_KINDS = ("parquet", "postgres", "iceberg")
 SECRET_VARIABLES = ("GRIDCAT_DB_URL", "GRIDCAT_WAREHOUSE_URL", *GOOGLE_ADS_VARIABLES.values())
 
 
+def checked_warehouse_kind(kind: str, warehouse_url: str, given_as: str = "GRIDCAT_WAREHOUSE") -> str:
+    """``kind`` when it is a warehouse target these settings can open (``INVALID_ARGUMENT``
+    naming ``given_as`` otherwise: an unknown kind, or postgres without a URL)."""
+    if kind not in WAREHOUSE_KINDS:
+        raise invalid_argument(f"{given_as}={kind!r}: use {', '.join(WAREHOUSE_KINDS)}")
+    if kind == "postgres" and not warehouse_url:
+        raise invalid_argument(f"{given_as}=postgres needs GRIDCAT_WAREHOUSE_URL (postgresql://...)")
+    return kind
+
+
 @dataclass(frozen=True)
 class Settings:
     """Locations and URLs resolved from the environment once, then passed around explicitly."""
@@ -81,6 +91,12 @@ class Settings:
         """Where the embedded Parquet warehouse lives by default."""
         return self.home / "warehouse"
 
+    @property
+    def warehouse_location(self) -> str:
+        """The ``root`` of the configured warehouse target: the Parquet dataset's directory, or
+        ``GRIDCAT_HOME`` for Iceberg (its default catalog lives under ``iceberg/``)."""
+        return str(self.home if self.warehouse_kind == "iceberg" else self.warehouse_root)
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Resolve settings from ``env`` (default: ``os.environ``)."""
@@ -95,11 +111,9 @@ class Settings:
         if source not in SOURCES:
             raise invalid_argument(f"GRIDCAT_SOURCE={source!r}: use {' or '.join(SOURCES)}")
         warehouse_url = env.get("GRIDCAT_WAREHOUSE_URL") or ""
-        warehouse_kind = env.get("GRIDCAT_WAREHOUSE") or ("postgres" if warehouse_url else "parquet")
-        if warehouse_kind not in WAREHOUSE_KINDS:
-            raise invalid_argument(f"GRIDCAT_WAREHOUSE={warehouse_kind!r}: use {', '.join(WAREHOUSE_KINDS)}")
-        if warehouse_kind == "postgres" and not warehouse_url:
-            raise invalid_argument("GRIDCAT_WAREHOUSE=postgres needs GRIDCAT_WAREHOUSE_URL (postgresql://...)")
+        warehouse_kind = checked_warehouse_kind(
+            env.get("GRIDCAT_WAREHOUSE") or ("postgres" if warehouse_url else "parquet"), warehouse_url
+        )
         return cls(
             home=home,
             db_url=db_url,

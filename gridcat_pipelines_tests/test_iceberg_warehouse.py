@@ -311,6 +311,14 @@ def test_the_warehouse_setting_is_checked():
         with pytest.raises(GridcatError) as err:
             Settings.from_env(bad)
         assert err.value.code == INVALID_ARGUMENT
+    from gridcat_pipelines.cli.demo_command import _with_warehouse
+
+    settings = Settings.from_env({})
+    assert _with_warehouse(settings, "iceberg").warehouse_kind == "iceberg"
+    for bad in ("delta", "postgres"):  # gridcat demo --warehouse: the same check, named after the flag
+        with pytest.raises(GridcatError) as err:
+            _with_warehouse(settings, bad)
+        assert err.value.code == INVALID_ARGUMENT and "--warehouse" in err.value.message
 
 
 def _record(store, sink: RawSink, key: PartitionKey, n: int) -> str:

@@ -81,19 +81,18 @@ class GridcatApi:
         self.max_body = max_body
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="gridcat-api")
         self.openapi_body = openapi.render(self.router).encode("utf-8")
-        self._rpc_routes = {route.path: route for route in self.router.routes if route.is_rpc}
-        self.rpc_routes_by_path = self._rpc_routes
+        self.rpc_routes_by_path = {route.path: route for route in self.router.routes if route.is_rpc}
         self.rpc = RpcApplications(self, max_body=max_body)
         # awaited at lifespan shutdown before the worker threads stop (a second server draining)
         self.before_shutdown: Callable[[], Awaitable[None]] | None = None
 
     def rpc_route(self, service: str, method: str) -> Route:
         """The route of ``<service>/<method>`` (``service`` fully qualified, ``gridapi.v1.StateService``)."""
-        return self._rpc_routes[f"/{service}/{method}"]
+        return self.rpc_routes_by_path[f"/{service}/{method}"]
 
     def rpc_routes(self, service: str) -> list[Route]:
         """Every RPC route of ``service`` (``StateService`` or ``StateFacetService``)."""
-        return [r for path, r in self._rpc_routes.items() if path.startswith(f"/gridapi.v1.{service}/")]
+        return [r for path, r in self.rpc_routes_by_path.items() if path.startswith(f"/gridapi.v1.{service}/")]
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":

@@ -34,7 +34,12 @@ from google.protobuf import any_pb2
 from google.rpc import status_pb2
 
 from gridcat_pipelines.api.errors import HttpError
-from gridcat_pipelines.api.gen.gridapi.v1 import state_facet_service_pb2_grpc, state_service_pb2_grpc
+from gridcat_pipelines.api.gen.gridapi.v1 import (
+    state_facet_service_pb2,
+    state_facet_service_pb2_grpc,
+    state_service_pb2,
+    state_service_pb2_grpc,
+)
 from gridcat_pipelines.api.proto_messages import error_detail
 from gridcat_pipelines.api.route import Route
 from gridcat_pipelines.api.rpc_core import REPLAYED_HEADER, answer, authorize
@@ -43,10 +48,14 @@ from gridcat_pipelines.errors import GridcatError
 
 access_log = logging.getLogger("gridcat.api.access")
 
-# (the generated registration function, its service name)
+# (the generated registration function, its service name, its messages module)
 SERVICES = (
-    (state_service_pb2_grpc.add_StateServiceServicer_to_server, "StateService"),
-    (state_facet_service_pb2_grpc.add_StateFacetServiceServicer_to_server, "StateFacetService"),
+    (state_service_pb2_grpc.add_StateServiceServicer_to_server, "StateService", state_service_pb2),
+    (
+        state_facet_service_pb2_grpc.add_StateFacetServiceServicer_to_server,
+        "StateFacetService",
+        state_facet_service_pb2,
+    ),
 )
 DETAILS_KEY = "grpc-status-details-bin"
 
@@ -80,11 +89,9 @@ class _Status(grpc.Status):
         self.trailing_metadata = ((DETAILS_KEY, status_details(error)),)
 
 
-def _metadata(context: grpc.ServicerContext, name: str) -> str | None:
-    for key, value in context.invocation_metadata() or ():
-        if key == name:
-            return value
-    return None
+def metadata_value(metadata: Any, name: str) -> str | None:
+    """The value of ``name`` in gRPC invocation metadata (``(key, value)`` pairs), or ``None``."""
+    return next((value for key, value in metadata or () if key == name), None)
 
 
 class _Authenticate(grpc.ServerInterceptor):
@@ -97,9 +104,8 @@ class _Authenticate(grpc.ServerInterceptor):
         route = self.api.rpc_routes_by_path.get(details.method)
         if route is None:
             return continuation(details)  # unknown: grpcio answers UNIMPLEMENTED
-        authorization = next((v for k, v in details.invocation_metadata or () if k == "authorization"), None)
         try:
-            authorize(self.api, route, authorization)
+            authorize(self.api, route, metadata_value(details.invocation_metadata, "authorization"))
         except GridcatError as exc:
             error = exc
 
@@ -114,21 +120,20 @@ class _Authenticate(grpc.ServerInterceptor):
 class _Servicer:
     """Every RPC of one service as the generated servicer's ``Method(request, context)``."""
 
-    def __init__(self, api: RpcHost, service: str):
+    def __init__(self, api: RpcHost, service: str, messages: Any):
         for route in api.rpc_routes(service):
-            setattr(self, route.path.rsplit("/", 1)[1], _method(api, route))
+            setattr(self, route.path.rsplit("/", 1)[1], _method(api, route, getattr(messages, route.response)))
 
 
-def _method(api: RpcHost, route: Route):
-    response_class = route_response_class(route)
-
+def _method(api: RpcHost, route: Route, response_class: type):
     def rpc(request: Any, context: grpc.ServicerContext) -> Any:
         started = time.perf_counter()
         response = response_class()
         code = "OK"
         try:
-            principal = authorize(api, route, _metadata(context, "authorization"))
-            if answer(api, route, request, response, principal, _metadata(context, "idempotency-key")):
+            metadata = context.invocation_metadata()
+            principal = authorize(api, route, metadata_value(metadata, "authorization"))
+            if answer(api, route, request, response, principal, metadata_value(metadata, "idempotency-key")):
                 context.send_initial_metadata(((REPLAYED_HEADER, "true"),))
             return response
         except (GridcatError, HttpError) as exc:
@@ -153,14 +158,6 @@ def log_call(path: str, code: str, ms: float) -> None:
         )
 
 
-def route_response_class(route: Route) -> type:
-    """The generated response message class of an RPC route."""
-    from gridcat_pipelines.api.gen.gridapi.v1 import state_facet_service_pb2, state_service_pb2
-
-    module = state_service_pb2 if "/gridapi.v1.StateService/" in route.path else state_facet_service_pb2
-    return getattr(module, route.response)
-
-
 def grpc_server(api: RpcHost, host: str, port: int, *, threads: int) -> grpc.Server:
     """The grpcio server for both services on ``host:port`` (not started); calls run in
     ``threads`` threads of its own (the handlers block on the database)."""
@@ -169,8 +166,8 @@ def grpc_server(api: RpcHost, host: str, port: int, *, threads: int) -> grpc.Ser
         interceptors=[_Authenticate(api)],
         options=[("grpc.max_receive_message_length", api.max_body), ("grpc.so_reuseport", 0)],
     )
-    for register, service in SERVICES:
-        register(_Servicer(api, service), server)
+    for register, service, messages in SERVICES:
+        register(_Servicer(api, service, messages), server)
     if server.add_insecure_port(f"{host}:{port}") == 0:
         raise OSError(f"cannot listen on {host}:{port} for gRPC")
     return server

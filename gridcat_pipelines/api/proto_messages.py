@@ -3,7 +3,7 @@
 The handlers speak the JSON API's dicts (snake_case names, enum values as bare words,
 timestamps as ISO 8601 strings, ``null`` for unset). A binary or gRPC request is turned into
 the same dict the JSON path would build (:func:`to_dict`), checked against the same JSON Schema,
-and the handler's answer is turned into the response message (:func:`from_dict`), so the three
+and the handler's answer is filled into the response message (:func:`fill`), so the three
 wire formats share one implementation.
 
 Mapping rules, read off the message descriptors:
@@ -41,10 +41,14 @@ _STRUCT = "google.protobuf.Struct"
 _VALUE = "google.protobuf.Value"
 
 
+def snake(name: str) -> str:
+    """``GetStateHistory`` → ``get_state_history`` (generated method names, enum prefixes)."""
+    return "".join(f"_{c.lower()}" if c.isupper() and i else c.lower() for i, c in enumerate(name))
+
+
 def _prefix(enum: EnumDescriptor) -> str:
     """``StateStatus`` → ``STATE_STATUS_`` (buf's ENUM_VALUE_PREFIX rule)."""
-    name = enum.name
-    return "".join(f"_{c}" if c.isupper() and i else c for i, c in enumerate(name)).upper() + "_"
+    return snake(enum.name).upper() + "_"
 
 
 _WORDS: dict[str, dict[int, str]] = {}
@@ -133,14 +137,6 @@ def _single_to_json(field: FieldDescriptor, value: Any) -> Any:
 # ------------------------------------------------------------------------------ dict → message
 
 
-def from_dict(payload: dict[str, Any], message_class: type[Message]) -> Message:
-    """The response message for the handler's dict; keys the message does not declare are
-    dropped (the contract test checks every documented field has a proto field)."""
-    message = message_class()
-    fill(message, payload)
-    return message
-
-
 def fill(message: Message, payload: dict[str, Any]) -> None:
     """Set ``message``'s fields from ``payload`` (``None`` values stay unset)."""
     setters = _setters(message.DESCRIPTOR)
@@ -217,8 +213,3 @@ def error_detail(value: Any) -> common_pb2.ErrorDetail:
     detail = common_pb2.ErrorDetail()
     json_format.ParseDict(value, detail.value)
     return detail
-
-
-def detail_value(detail: common_pb2.ErrorDetail) -> Any:
-    """The JSON error detail a ``gridapi.v1.ErrorDetail`` carries."""
-    return json_format.MessageToDict(detail.value)

@@ -26,9 +26,9 @@ from protobuf.wkt import Any as AnyMessage
 from gridcat_pipelines.api.auth import Principal
 from gridcat_pipelines.api.errors import HttpError
 from gridcat_pipelines.api.gen.gridapi.v1 import state_facet_service_connect, state_service_connect
-from gridcat_pipelines.api.proto_messages import error_detail
+from gridcat_pipelines.api.proto_messages import error_detail, snake
 from gridcat_pipelines.api.route import Route
-from gridcat_pipelines.api.rpc_core import REPLAYED_HEADER, answer, authorize, snake
+from gridcat_pipelines.api.rpc_core import REPLAYED_HEADER, answer, authorize
 from gridcat_pipelines.api.rpc_host import RpcHost
 from gridcat_pipelines.errors import GridcatError
 
@@ -47,7 +47,7 @@ def packed_detail(value: Any) -> ErrorDetail:
     return ErrorDetail(AnyMessage(type_url=ERROR_DETAIL_TYPE, value=error_detail(value).SerializeToString()))
 
 
-def connect_error(error: GridcatError | HttpError) -> ConnectError:
+def as_connect_error(error: GridcatError | HttpError) -> ConnectError:
     """The API error as a ConnectError: same code, message and details."""
     return ConnectError(Code(error.code.lower()), error.message, [packed_detail(d) for d in error.details])
 
@@ -63,7 +63,7 @@ class _Authenticate:
         try:
             _principal.set(authorize(self.api, route, ctx.request_headers.get("authorization")))
         except GridcatError as exc:
-            raise connect_error(exc) from None
+            raise as_connect_error(exc) from None
 
     async def on_end(self, token: None, ctx: RequestContext, error: Exception | None) -> None:
         return None
@@ -85,7 +85,7 @@ def _method(api: RpcHost, route: Route):
                 answer, api, route, request, response, _principal.get(), ctx.request_headers.get("idempotency-key")
             )
         except (GridcatError, HttpError) as exc:
-            raise connect_error(exc) from None
+            raise as_connect_error(exc) from None
         if replayed:
             ctx.response_headers[REPLAYED_HEADER] = "true"
         return response

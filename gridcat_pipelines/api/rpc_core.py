@@ -32,11 +32,6 @@ log = logging.getLogger("gridcat.api")
 REPLAYED_HEADER = "idempotent-replayed"
 
 
-def snake(name: str) -> str:
-    """``GetStateHistory`` → ``get_state_history`` (connectrpc's generated method names)."""
-    return "".join(f"_{c.lower()}" if c.isupper() and i else c.lower() for i, c in enumerate(name))
-
-
 def authorize(api: RpcHost, route: Route, authorization: str | None) -> Principal:
     """The caller behind the ``authorization`` header, allowed to call ``route`` (or the error)."""
     principal = api.auth.authenticate(authorization)

@@ -291,15 +291,11 @@ def _with_warehouse(settings: Settings, kind: str | None) -> Settings:
     """``settings`` with ``--warehouse`` applied (checked like ``GRIDCAT_WAREHOUSE``)."""
     from dataclasses import replace
 
-    from gridcat_pipelines.config import WAREHOUSE_KINDS
+    from gridcat_pipelines.config import checked_warehouse_kind
 
     if kind is None:
         return settings
-    if kind not in WAREHOUSE_KINDS:
-        raise invalid_argument(f"--warehouse {kind!r}: use {', '.join(WAREHOUSE_KINDS)}")
-    if kind == "postgres" and not settings.warehouse_url:
-        raise invalid_argument("--warehouse postgres needs GRIDCAT_WAREHOUSE_URL (postgresql://...)")
-    return replace(settings, warehouse_kind=kind)
+    return replace(settings, warehouse_kind=checked_warehouse_kind(kind, settings.warehouse_url, "--warehouse"))
 
 
 def _print_summary(summary: dict) -> None:

@@ -117,7 +117,7 @@ def build_resources(settings: Settings, *, ads_source: dg.ConfigurableResource |
             synthetic_source=settings.source == "synthetic",
         ),
         "warehouse": WarehouseResource(
-            root=str(settings.home if settings.warehouse_kind == "iceberg" else settings.warehouse_root),
+            root=settings.warehouse_location,
             kind=settings.warehouse_kind,
             url=from_env_or_value(settings, "GRIDCAT_WAREHOUSE_URL", settings.warehouse_url),
         ),

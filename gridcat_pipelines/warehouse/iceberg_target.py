@@ -37,6 +37,7 @@ import json
 import random
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -52,6 +53,7 @@ from pyiceberg.exceptions import (
     ValidationException,
 )
 from pyiceberg.expressions import And, EqualTo, Or
+from pyiceberg.manifest import DataFile
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema, assign_fresh_schema_ids
 from pyiceberg.table import Table, Transaction
@@ -59,6 +61,7 @@ from pyiceberg.transforms import IdentityTransform
 
 from gridcat_pipelines.errors import invalid_argument, not_found
 from gridcat_pipelines.warehouse.parquet_target import RUN_ID_COLUMN, LoadedSlice, UnfencedReplace
+from gridcat_pipelines.warehouse.postgres_target import feed_name
 
 # pyiceberg warns when an overwrite's filter matches no rows: the first load of every partition
 warnings.filterwarnings("ignore", message="Delete operation did not match any records", module="pyiceberg")
@@ -129,7 +132,7 @@ class IcebergWarehouse(UnfencedReplace):
     def table(self, query_name: str) -> Table | None:
         """The feed's table, or ``None`` before its first load."""
         try:
-            return self.catalog.load_table((NAMESPACE, _feed(query_name)))
+            return self.catalog.load_table((NAMESPACE, feed_name(query_name)))
         except Exception as exc:  # NoSuchTableError, NoSuchNamespaceError
             if type(exc).__name__.startswith("NoSuch"):
                 return None
@@ -138,7 +141,7 @@ class IcebergWarehouse(UnfencedReplace):
     def ensure_table(self, query_name: str, schema: pa.Schema) -> Table:
         """The feed's table, created partitioned on the first load; columns a newer schema adds
         are added (``union_by_name``)."""
-        feed = _feed(query_name)
+        feed = feed_name(query_name)
         table = self.table(feed)
         if table is None:
             try:
@@ -267,17 +270,13 @@ class IcebergWarehouse(UnfencedReplace):
         if table is None or not partitions:
             return {}
         wanted = {(str(int(c)), d.isoformat()): (c, d) for c, d in partitions}
-        field_id = table.schema().find_field(RUN_ID_COLUMN).field_id
         files: dict[tuple[str, str], list[tuple[str, int]]] = {}
         epoch = date(1970, 1, 1).toordinal()
-        for task in table.scan().plan_files():
-            data_file = task.file
+        for data_file, run, rows in file_runs(table):
             customer, days = data_file.partition[0], data_file.partition[1]
             key = (str(customer), date.fromordinal(epoch + int(days)).isoformat())
             if key in wanted:
-                lower = (data_file.lower_bounds or {}).get(field_id, b"")
-                upper = (data_file.upper_bounds or {}).get(field_id, b"")
-                files.setdefault(key, []).append((lower.decode() if lower == upper else "", data_file.record_count))
+                files.setdefault(key, []).append((run, rows))
         records = slice_records(table)
         out: dict[tuple[str, date], LoadedSlice] = {}
         for key, (customer_id, day) in wanted.items():
@@ -311,12 +310,6 @@ def table_layout(schema: pa.Schema) -> tuple[Schema, PartitionSpec]:
         for i, name in enumerate((CUSTOMER_COLUMN, DATE_COLUMN))
     ]
     return iceberg_schema, PartitionSpec(*fields)
-
-
-def _feed(query_name: str) -> str:
-    from gridcat_pipelines.warehouse.postgres_target import _feed_name
-
-    return _feed_name(query_name)
 
 
 def _partition_filter(customer_id: str, day: date):
@@ -355,16 +348,21 @@ def _loaded(files: list[tuple[str, int]], record: SliceRecord | None, path: str)
 
 
 def partition_files(table: Table, customer_id: str, day: date) -> list[tuple[str, int]]:
-    """``(run_id, record_count)`` of each current data file of the partition, from the manifests
-    (the run is the file's ``run_id`` lower bound, equal to its upper bound)."""
+    """``(run_id, record_count)`` of each current data file of the partition, from the manifests."""
+    return [(run, rows) for _, run, rows in file_runs(table, _partition_filter(customer_id, day))]
+
+
+def file_runs(table: Table, row_filter: Any = None) -> Iterator[tuple[DataFile, str, int]]:
+    """Each current data file (those ``row_filter`` may match) with its run and row count, from
+    the manifests: the run is the file's ``run_id`` lower bound when it equals the upper bound
+    (else ``""``: the file mixes runs)."""
     field_id = table.schema().find_field(RUN_ID_COLUMN).field_id
-    out = []
-    for task in table.scan(row_filter=_partition_filter(customer_id, day)).plan_files():
+    scan = table.scan() if row_filter is None else table.scan(row_filter=row_filter)
+    for task in scan.plan_files():
         data_file = task.file
         lower = (data_file.lower_bounds or {}).get(field_id, b"")
         upper = (data_file.upper_bounds or {}).get(field_id, b"")
-        out.append((lower.decode() if lower == upper else "", data_file.record_count))
-    return out
+        yield data_file, (lower.decode() if lower == upper else ""), data_file.record_count
 
 
 def slice_records(table: Table) -> dict[tuple[str, str], SliceRecord]:

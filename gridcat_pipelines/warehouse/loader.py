@@ -98,12 +98,26 @@ def load_partition(
         with leases.kept(lease, ttl_seconds=lease_ttl_seconds):
             return _stage_and_commit(store, sink, warehouse, key, wanted, planned, before_commit)
     except Exception as exc:
-        message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-        try:
-            load_log.record_failed(store.engine, key, message, _now())
-        except Exception:  # noqa: BLE001 - the database may be what failed; the load error is what matters
-            pass
+        _log_failure(store, key, exc)
         raise
+
+
+def _log_failure(store: StateStore, key: PartitionKey, exc: Exception) -> None:
+    """Record a failed load in the load log (reconcile retries it)."""
+    message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+    try:
+        load_log.record_failed(store.engine, key, message, _now())
+    except Exception:  # noqa: BLE001 - the database may be what failed; the load error is what matters
+        pass
+
+
+def _read_run(sink: RawSink, key: PartitionKey, run_id: str) -> pa.Table:
+    """The rows of raw run ``run_id`` (``FAILED_PRECONDITION`` when it is missing or unreadable)."""
+    try:
+        return sink.read_table(sink.read_metadata(key, run_id))
+    except (GridcatError, OSError, pa.ArrowException) as exc:  # missing/incomplete/unreadable run
+        message = getattr(exc, "message", str(exc))
+        raise failed_precondition(f"{key}: cannot read authoritative run {run_id}: {message}") from exc
 
 
 def _skipped(
@@ -127,12 +141,7 @@ def _stage_and_commit(
     version: int,
     before_commit: Callable[[], None] | None,
 ) -> LoadOutcome:
-    try:
-        metadata = sink.read_metadata(key, run_id)
-        table = sink.read_table(metadata)
-    except (GridcatError, OSError, pa.ArrowException) as exc:  # missing/incomplete/unreadable run
-        message = getattr(exc, "message", str(exc))
-        raise failed_precondition(f"{key}: cannot read authoritative run {run_id}: {message}") from exc
+    table = _read_run(sink, key, run_id)
     staged: StagedSlice = warehouse.stage_slice(
         key.query_name, key.customer_id, key.logical_date, table, run_id, version
     )
@@ -253,26 +262,15 @@ def _load_together(
     except GridcatError:
         raise
     except Exception as exc:
-        message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
         for key, _, _ in wanted:
-            try:
-                load_log.record_failed(store.engine, key, message, _now())
-            except Exception:  # noqa: BLE001
-                pass
+            _log_failure(store, key, exc)
         return [exc for _ in wanted]
 
 
 def _stage_and_commit_together(
     store: StateStore, sink: RawSink, warehouse: WarehouseTarget, wanted: list[tuple[PartitionKey, str, int]]
 ) -> list[LoadOutcome | Exception] | None:
-    slices = []
-    for key, run_id, version in wanted:
-        try:
-            table = sink.read_table(sink.read_metadata(key, run_id))
-        except (GridcatError, OSError, pa.ArrowException) as exc:
-            message = getattr(exc, "message", str(exc))
-            raise failed_precondition(f"{key}: cannot read authoritative run {run_id}: {message}") from exc
-        slices.append((key.customer_id, key.logical_date, table, run_id, version))
+    slices = [(k.customer_id, k.logical_date, _read_run(sink, k, run_id), run_id, v) for k, run_id, v in wanted]
     staged = warehouse.stage_slices(wanted[0][0].query_name, slices)  # type: ignore[attr-defined]
     try:
         with store.hold([k for k, _, _ in wanted]) as held:

@@ -117,7 +117,8 @@ def libpq_url(url: str) -> str:
     return url
 
 
-def _feed_name(query_name: str) -> str:
+def feed_name(query_name: str) -> str:
+    """``query_name`` when it is a valid table name (``INVALID_ARGUMENT`` otherwise)."""
     if not isinstance(query_name, str) or not _NAME_RE.match(query_name):
         raise invalid_argument(f"query_name {query_name!r} must match ^[a-z][a-z0-9_]{{0,62}}$")
     return query_name
@@ -224,7 +225,7 @@ class PostgresWarehouse(UnfencedReplace):
 
         The returned slice is fenced out at once (its ``commit`` answers ``None``) when the
         slice already holds a higher state version."""
-        feed = _feed_name(query_name)
+        feed = feed_name(query_name)
         names = _column_names(table.schema)
         with psycopg.connect(self._url, autocommit=True) as ddl:
             self._ensure_table(ddl, feed, table.schema)
@@ -278,7 +279,7 @@ class PostgresWarehouse(UnfencedReplace):
 
     def loaded_slice(self, query_name: str, customer_id: str, day: date) -> LoadedSlice | None:
         """The run and row count the partition's slice holds, or ``None`` if never loaded."""
-        feed = _feed_name(query_name)
+        feed = feed_name(query_name)
         with self._connect() as conn:
             try:
                 row = conn.execute(
@@ -302,7 +303,7 @@ class PostgresWarehouse(UnfencedReplace):
     def read_slice(self, query_name: str, customer_id: str, day: date) -> pa.Table:
         """The rows of one partition's slice: the feed's columns and ``run_id`` (``NOT_FOUND``
         when the feed's table does not exist)."""
-        feed = _feed_name(query_name)
+        feed = feed_name(query_name)
         with psycopg.connect(self._url, autocommit=True) as probe:
             exists = probe.execute("SELECT to_regclass(%s)", (_quoted(SCHEMA, feed),)).fetchone()[0]
         if exists is None:

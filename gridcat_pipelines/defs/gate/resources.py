@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 from functools import cached_property
-from pathlib import Path
 
 import dagster as dg
 
-from gridcat_pipelines.config import WAREHOUSE_KINDS
-from gridcat_pipelines.errors import invalid_argument
-from gridcat_pipelines.warehouse.iceberg_target import IcebergWarehouse
-from gridcat_pipelines.warehouse.parquet_target import ParquetWarehouse
-from gridcat_pipelines.warehouse.postgres_target import PostgresWarehouse
+from gridcat_pipelines.warehouse import open_target
+from gridcat_pipelines.warehouse.parquet_target import WarehouseTarget
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -26,16 +22,6 @@ class WarehouseResource(dg.ConfigurableResource):
     url: str = ""
 
     @cached_property
-    def warehouse(self) -> ParquetWarehouse | PostgresWarehouse | IcebergWarehouse:
+    def warehouse(self) -> WarehouseTarget:
         """The warehouse target."""
-        if self.kind == "iceberg":
-            return IcebergWarehouse.open(Path(self.root))
-        if self.kind == "postgres":
-            if not self.url:
-                raise invalid_argument("warehouse kind 'postgres' needs a url (postgresql://...)")
-            return PostgresWarehouse(self.url)
-        if self.kind != "parquet":
-            raise invalid_argument(f"warehouse kind {self.kind!r} must be one of {', '.join(WAREHOUSE_KINDS)}")
-        if not self.root:
-            raise invalid_argument("warehouse kind 'parquet' needs a root directory or URI")
-        return ParquetWarehouse(self.root)
+        return open_target(self.kind, root=self.root, url=self.url)
