@@ -395,3 +395,19 @@ def test_status_reads_each_table_once_and_agrees_with_one_by_one(wh):
     states = [PartitionState.implicit_pending(PartitionKey("google_ads", c, "campaign", d)) for c, d in partitions]
     summary = warehouse_status(states, wh)["summary"]
     assert summary["held"] == 3 and summary["missing"] == 5
+
+
+def test_a_bad_warehouse_setting_is_a_coded_cli_error(tmp_path):
+    env = {**os.environ, "GRIDCAT_HOME": str(tmp_path), "GRIDCAT_WAREHOUSE": "delta"}
+    result = subprocess.run(
+        [sys.executable, "-m", "gridcat_pipelines.cli.main", "warehouse", "status", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    error = json.loads(result.stderr.strip().splitlines()[-1])
+    assert error["code"] == "INVALID_ARGUMENT" and "GRIDCAT_WAREHOUSE" in error["message"]
+    assert not (tmp_path / "state.db").exists(), "nothing was created"

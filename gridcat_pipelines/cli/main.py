@@ -50,9 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "verbose", 0):
         quiet_dagster_warnings()
-    settings = Settings.from_env()
-    try:
-        return int(args.handler(args, settings) or 0)
+    try:  # a bad setting (GRIDCAT_SOURCE, GRIDCAT_WAREHOUSE, ...) is a coded error too
+        return int(args.handler(args, Settings.from_env()) or 0)
     except GridcatError as error:
         print_error(error)
         return 1
