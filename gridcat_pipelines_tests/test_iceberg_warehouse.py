@@ -163,6 +163,69 @@ def test_concurrent_loaders_of_one_table_all_commit(wh):
         assert (loaded.run_id, loaded.rows) == (run, n + 1)
 
 
+def test_a_first_load_that_loses_the_namespace_race_still_loads(wh, monkeypatch):
+    """The SQL catalog checks for the namespace, then inserts it: another first load that
+    inserts in between makes the insert fail (IntegrityError). The load still lands."""
+    other = IcebergWarehouse(wh.catalog)
+    other.replace_slice("campaign", CUSTOMER, DAY, rows(1), new_run_id())  # the other loader won
+    real_exists = type(wh.catalog).namespace_exists
+    checks: list[str] = []
+
+    def exists(self, namespace) -> bool:  # the first check ran before the other loader's insert
+        checks.append(namespace)
+        return len(checks) > 1 and real_exists(self, namespace)
+
+    monkeypatch.setattr(type(wh.catalog), "namespace_exists", exists)
+    monkeypatch.setattr(wh, "table", lambda query_name: None)  # nor did it see the table yet
+    run = new_run_id()
+    staged = wh.stage_slice("campaign", CUSTOMER, DAY + timedelta(days=1), rows(3), run, 1)
+    monkeypatch.undo()
+    assert len(checks) >= 2  # the catalog's own (stale) check, then the ones after its insert failed
+    assert staged.commit() is not None
+    assert wh.loaded_slice("campaign", CUSTOMER, DAY + timedelta(days=1)).run_id == run
+
+
+def test_a_load_with_a_new_column_adds_it_to_the_table(wh):
+    """A query that gains a column: the next load adds it (older partitions read it as null)."""
+    wh.replace_slice("campaign", CUSTOMER, DAY, rows(2), new_run_id())
+    wider = rows(3).append_column("metrics_clicks", pa.array([7, 8, 9], pa.int64()))
+    wh.replace_slice("campaign", CUSTOMER, DAY + timedelta(days=1), wider, new_run_id())
+    assert "metrics_clicks" in wh.table("campaign").schema().column_names
+    assert wh.read_slice("campaign", CUSTOMER, DAY + timedelta(days=1))["metrics_clicks"].to_pylist() == [7, 8, 9]
+    assert wh.read_slice("campaign", CUSTOMER, DAY)["metrics_clicks"].to_pylist() == [None, None]
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_first_loads_racing_on_a_new_catalog_all_land(tmp_path, round_):
+    """Eight loaders make the first load of one table on an empty catalog at once (namespace,
+    table and a column one of them adds, all created concurrently): all of them land."""
+    wh = IcebergWarehouse.open(tmp_path)
+    runs = {n: new_run_id() for n in range(8)}
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(runs))
+
+    def load(n: int) -> None:
+        try:
+            data = rows(n + 1)
+            if n % 2:
+                data = data.append_column("metrics_clicks", pa.array([n] * (n + 1), pa.int64()))
+            barrier.wait()
+            wh.replace_slice("campaign", CUSTOMER, DAY + timedelta(days=n), data, runs[n], 1)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=load, args=(n,)) for n in runs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert "metrics_clicks" in wh.table("campaign").schema().column_names
+    for n, run in runs.items():
+        loaded = wh.loaded_slice("campaign", CUSTOMER, DAY + timedelta(days=n))
+        assert (loaded.run_id, loaded.rows) == (run, n + 1)
+
+
 def test_a_reader_never_sees_half_a_partition(wh):
     """Loads swap the partition between a 300-row run and a 7-row run while a reader scans it:
     every scan sees all rows of exactly one run."""

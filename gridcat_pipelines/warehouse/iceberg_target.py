@@ -140,32 +140,53 @@ class IcebergWarehouse(UnfencedReplace):
 
     def ensure_table(self, query_name: str, schema: pa.Schema) -> Table:
         """The feed's table, created partitioned on the first load; columns a newer schema adds
-        are added (``union_by_name``)."""
+        are added (``union_by_name``). Loaders racing to create the namespace, the table or the
+        same new columns all get the one table."""
         feed = feed_name(query_name)
         table = self.table(feed)
         if table is None:
+            self._create_namespace()
+            table = self._create_table(feed, schema)
+        for attempt in range(1, self.commit_attempts + 1):
+            known = {field.name for field in table.schema().fields}
+            missing = [name for name in schema.names if name not in known]
+            if not missing:
+                return table
             try:
-                self.catalog.create_namespace(NAMESPACE)
-            except NamespaceAlreadyExistsError:
-                pass
-            iceberg_schema, spec = table_layout(schema)
-            try:
-                self.catalog.create_table(
-                    (NAMESPACE, feed), schema=iceberg_schema, partition_spec=spec, properties=TABLE_PROPERTIES
-                )
-            except TableAlreadyExistsError:
-                pass
-            table = self.catalog.load_table((NAMESPACE, feed))
-        missing = (
-            [name for name in schema.names if table.schema().find_field(name, case_sensitive=True) is None]
-            if schema
-            else []
-        )
-        if missing:
-            with table.update_schema() as update:
-                update.union_by_name(schema)
+                with table.update_schema() as update:
+                    update.union_by_name(schema)
+            except CommitFailedException:  # another loader evolved the schema first: look again
+                if attempt == self.commit_attempts:
+                    raise
             table = self.catalog.load_table((NAMESPACE, feed))
         return table
+
+    def _create_namespace(self) -> None:
+        """Create ``google_ads`` unless it exists. A SQL catalog checks, then inserts: a
+        concurrent first load can insert in between (an ``IntegrityError``), which is no error
+        once the namespace is there."""
+        try:
+            self.catalog.create_namespace(NAMESPACE)
+        except NamespaceAlreadyExistsError:
+            pass
+        except Exception:
+            if not self.catalog.namespace_exists(NAMESPACE):
+                raise
+
+    def _create_table(self, feed: str, schema: pa.Schema) -> Table:
+        """Create the feed's table partitioned by account and day; the table a concurrent first
+        load created wins."""
+        iceberg_schema, spec = table_layout(schema)
+        try:
+            self.catalog.create_table(
+                (NAMESPACE, feed), schema=iceberg_schema, partition_spec=spec, properties=TABLE_PROPERTIES
+            )
+        except TableAlreadyExistsError:
+            pass
+        except Exception:
+            if self.table(feed) is None:
+                raise
+        return self.catalog.load_table((NAMESPACE, feed))
 
     # ------------------------------------------------------------------ writes
 
