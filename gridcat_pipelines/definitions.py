@@ -29,7 +29,7 @@ def build_defs(
     config = settings.pipeline_config()
     return dg.Definitions.merge(
         build_ingestion_defs(config, settings.source),
-        build_gate_defs(config),
+        build_gate_defs(config, settings.warehouse_kind),
         build_retention_defs(),
         build_catalog_defs(),
         build_tag_facet_defs(),

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from gridcat_pipelines.config import Settings
 from gridcat_pipelines.definitions import build_defs
 
@@ -79,6 +81,20 @@ def test_the_definitions_match_the_checked_in_snapshot(tmp_path):
         "the definitions changed; if on purpose, regenerate the snapshot with "
         ".venv/bin/python -m gridcat_pipelines_tests.test_definitions"
     )
+
+
+@pytest.mark.parametrize("kind", ["parquet", "postgres", "iceberg"])
+def test_the_warehouse_assets_carry_the_target_as_their_kind(tmp_path, kind):
+    """The UI labels each warehouse asset with the target it loads into (GRIDCAT_WAREHOUSE; the
+    gate's ``@dg.definitions``, which ``dg`` loads, reads the same setting)."""
+    env = {"GRIDCAT_HOME": str(tmp_path / "home"), "GRIDCAT_WAREHOUSE": kind}
+    if kind == "postgres":
+        env["GRIDCAT_WAREHOUSE_URL"] = "postgresql://gridcat@127.0.0.1:5432/warehouse"
+    graph = build_defs(Settings.from_env(env)).get_repository_def().asset_graph
+    warehouse = [key for key in graph.get_all_asset_keys() if key.path[:2] == ["google_ads", "warehouse"]]
+    assert warehouse
+    for key in warehouse:
+        assert graph.get(key).kinds == {kind}, key
 
 
 if __name__ == "__main__":  # regenerate the snapshot

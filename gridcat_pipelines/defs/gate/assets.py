@@ -51,8 +51,11 @@ def warehouse_key(feed_name: str) -> dg.AssetKey:
     return dg.AssetKey(["google_ads", "warehouse", feed_name])
 
 
-def build_warehouse_asset(feed: FeedConfig, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    """The loader of one feed: replaces each partition's slice with its authoritative run."""
+def build_warehouse_asset(
+    feed: FeedConfig, partitions_def: dg.PartitionsDefinition, warehouse_kind: str = "parquet"
+) -> dg.AssetsDefinition:
+    """The loader of one feed: replaces each partition's slice with its authoritative run. The
+    asset's kind is the warehouse target (``parquet``, ``postgres`` or ``iceberg``)."""
     key = warehouse_key(feed.name)
 
     @dg.multi_asset(
@@ -63,7 +66,7 @@ def build_warehouse_asset(feed: FeedConfig, partitions_def: dg.PartitionsDefinit
                 deps=[validated_key(feed.name)],
                 partitions_def=partitions_def,
                 group_name=WAREHOUSE_GROUP,
-                kinds={"parquet"},
+                kinds={warehouse_kind},
                 skippable=True,
                 description=(
                     f"`{feed.name}` in the warehouse: exactly the authoritative success run of each "

@@ -10,10 +10,11 @@ from gridcat_pipelines.defs.ingestion.partitions import ingestion_partitions
 from gridcat_pipelines.feeds.models import PipelineConfig
 
 
-def build_gate_defs(config: PipelineConfig) -> dg.Definitions:
-    """A warehouse asset per feed, the load job, the gate and reconcile sensors."""
+def build_gate_defs(config: PipelineConfig, warehouse_kind: str = "parquet") -> dg.Definitions:
+    """A warehouse asset per feed (labelled with the ``warehouse_kind`` it loads into), the load
+    job, the gate and reconcile sensors."""
     partitions_def = ingestion_partitions(config.start_date)
-    assets = [build_warehouse_asset(feed, partitions_def) for feed in config.feeds.values()]
+    assets = [build_warehouse_asset(feed, partitions_def, warehouse_kind) for feed in config.feeds.values()]
     job = dg.define_asset_job(
         WAREHOUSE_JOB_NAME,
         selection=dg.AssetSelection.groups(WAREHOUSE_GROUP),
@@ -27,4 +28,5 @@ def build_gate_defs(config: PipelineConfig) -> dg.Definitions:
 @dg.definitions
 def gate_defs() -> dg.Definitions:
     """The gate for the feed config of the environment (``dg`` loads this)."""
-    return build_gate_defs(Settings.from_env().pipeline_config())
+    settings = Settings.from_env()
+    return build_gate_defs(settings.pipeline_config(), settings.warehouse_kind)
