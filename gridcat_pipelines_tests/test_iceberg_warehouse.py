@@ -266,6 +266,59 @@ def test_expire_snapshots_keeps_the_current_one(wh):
     assert wh.loaded_slice("campaign", CUSTOMER, DAY).rows == 4
 
 
+def _files_under(wh: IcebergWarehouse) -> set[str]:
+    root = Path(wh.table("campaign").location().removeprefix("file://"))
+    return {str(p) for p in root.rglob("*") if p.is_file()}
+
+
+def _data_files_of(table) -> set[str]:
+    return {task.file.file_path.removeprefix("file://") for task in table.scan().plan_files()}
+
+
+def test_files_of_expired_snapshots_and_of_aborted_loads_are_removed(wh):
+    """Expiring snapshots leaves their files on disk (pyiceberg drops them from the metadata
+    only). A staged load that never commits (fenced out, lost, killed) leaves files no snapshot
+    names. The sweep removes both once they are older than its cut-off, keeps young ones (a load
+    in flight), and every file the kept snapshot needs is still there."""
+    for version in range(1, 5):
+        wh.replace_slice("campaign", CUSTOMER, DAY, rows(version), new_run_id(), state_version=version)
+    aborted = wh.stage_slice("campaign", CUSTOMER, DAY + timedelta(days=1), rows(9), new_run_id(), 1)
+    aborted.abort()  # its data file is written, never committed
+    files_before = _files_under(wh)
+    wh.expire_snapshots(datetime.now(UTC) + timedelta(days=1))
+    assert _files_under(wh) >= files_before, "expiring snapshots alone frees nothing"
+    files_before = _files_under(wh)  # and a new metadata file
+    current = _data_files_of(wh.table("campaign"))
+
+    past = datetime.now(UTC) - timedelta(hours=1)
+    assert wh.remove_unreferenced_files(past)["campaign"].files == 0, "young files stay: a load may be committing them"
+    future = datetime.now(UTC) + timedelta(days=1)
+    dry = wh.remove_unreferenced_files(future, dry_run=True)["campaign"]
+    assert dry.files >= 4 and _files_under(wh) == files_before  # 3 replaced data files + the aborted one, manifests
+    done = wh.remove_unreferenced_files(future)["campaign"]
+    assert (done.files, done.bytes) == (dry.files, dry.bytes) and done.bytes > 0
+    left = _files_under(wh)
+    assert len(left) == len(files_before) - done.files
+    assert current <= left, "the current snapshot's data files are kept"
+    assert sum(1 for f in left if f.endswith(".parquet")) == len(current)
+    fresh = IcebergWarehouse.open(Path(wh.table("campaign").location().removeprefix("file://")).parents[3])
+    assert fresh.read_slice("campaign", CUSTOMER, DAY).num_rows == 4
+    assert wh.table("campaign").scan().to_arrow().num_rows == 4
+    assert wh.remove_unreferenced_files(future)["campaign"].files == 0, "a second sweep finds nothing"
+
+
+def test_the_sweep_keeps_every_file_of_every_kept_snapshot(wh):
+    """Snapshots not expired keep their files: time travel to each of them still reads."""
+    for version in range(1, 4):
+        wh.replace_slice("campaign", CUSTOMER, DAY, rows(version), new_run_id(), state_version=version)
+    table = wh.table("campaign")
+    before = {s.snapshot_id: table.scan(snapshot_id=s.snapshot_id).to_arrow().num_rows for s in table.snapshots()}
+    assert sorted(set(before.values()) - {0}) == [1, 2, 3]
+    assert wh.remove_unreferenced_files(datetime.now(UTC) + timedelta(days=1))["campaign"].files == 0
+    table = wh.table("campaign")
+    assert {s: table.scan(snapshot_id=s).to_arrow().num_rows for s in before} == before
+
+
 def test_duckdb_reads_exactly_the_authoritative_rows(store, tmp_path):
     """The loader puts the authoritative run in; DuckDB, reading the table through its catalog
     (pyiceberg's scan handed to DuckDB), gets exactly that run's rows."""
@@ -362,6 +415,40 @@ def test_cli_retention_expires_warehouse_snapshots(tmp_path, sqlite_url):
     done = retention("--warehouse-snapshots-older-than", "0")
     assert done["expired"] == dry["expired"]
     assert len(IcebergWarehouse.open(tmp_path).table("campaign").snapshots()) == 1
+
+
+def test_cli_retention_removes_unreferenced_warehouse_files_older_than_its_age(tmp_path, sqlite_url):
+    """``gridcat retention`` expires snapshots, then deletes the files no kept snapshot needs,
+    once they are older than --warehouse-orphans-older-than (default 3 days, at least 1 hour)."""
+    wh = IcebergWarehouse.open(tmp_path)
+    for version in range(1, 4):
+        wh.replace_slice("campaign", CUSTOMER, DAY, rows(version), new_run_id(), state_version=version)
+    env = {**os.environ, "GRIDCAT_HOME": str(tmp_path), "GRIDCAT_DB_URL": sqlite_url, "GRIDCAT_WAREHOUSE": "iceberg"}
+
+    def retention(*args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "gridcat_pipelines.cli.main", "retention", "--older-than", "0", *args]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, cwd=REPO)
+
+    expire = ("--warehouse-snapshots-older-than", "0")
+    young = json.loads(retention(*expire, "--json").stdout)["warehouse_orphans"]
+    assert young == {"older_than_days": 3.0, "removed": {"campaign": {"files": 0, "bytes": 0}}, "dry_run": False}
+    two_days_ago = (datetime.now(UTC) - timedelta(days=2)).timestamp()
+    for path in Path(wh.table("campaign").location().removeprefix("file://")).rglob("*"):
+        os.utime(path, (two_days_ago, two_days_ago))  # every file, referenced or not, two days old
+    assert json.loads(retention("--json").stdout)["warehouse_orphans"]["removed"]["campaign"]["files"] == 0
+    dry = json.loads(retention("--warehouse-orphans-older-than", "1", "--dry-run", "--json").stdout)
+    assert dry["warehouse_orphans"]["dry_run"] and dry["warehouse_orphans"]["removed"]["campaign"]["files"] >= 2
+    text = retention("--warehouse-orphans-older-than", "1")
+    assert text.returncode == 0, text.stderr
+    files = dry["warehouse_orphans"]["removed"]["campaign"]
+    assert f"older than 1.0 days: deleted campaign {files['files']} ({files['bytes']} bytes)" in text.stdout
+    assert IcebergWarehouse.open(tmp_path).read_slice("campaign", CUSTOMER, DAY).num_rows == 3
+    for bad, says in (("0.01", "at least"), ("-1", "negative"), ("soon", "not a number")):
+        refused = retention("--warehouse-orphans-older-than", bad)
+        assert refused.returncode != 0 and says in refused.stdout + refused.stderr, (bad, refused)
+    env["GRIDCAT_WAREHOUSE"] = "parquet"
+    refused = retention("--warehouse-orphans-older-than", "3")
+    assert refused.returncode != 0 and "needs GRIDCAT_WAREHOUSE=iceberg" in refused.stdout + refused.stderr
 
 
 def test_the_warehouse_setting_is_checked():

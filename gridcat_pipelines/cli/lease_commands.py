@@ -16,6 +16,8 @@ from gridcat_pipelines.retention import apply_retention
 from gridcat_pipelines.state import PartitionKey
 
 SNAPSHOT_DAYS = 7.0  # the Iceberg warehouse's snapshots kept by default (time travel that far back)
+ORPHAN_DAYS = 3.0  # unreferenced Iceberg files younger than this stay (a load may be committing them)
+MIN_ORPHAN_DAYS = 1 / 24  # never younger than an hour: a staged load's files are seconds old when it commits
 
 
 def _number(value: str | None, field: str) -> float | None:
@@ -65,6 +67,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         metavar="DAYS",
         help=f"Iceberg warehouse (GRIDCAT_WAREHOUSE=iceberg): also expire table snapshots older than DAYS "
         f"(default {SNAPSHOT_DAYS}); the current snapshot of each table always stays",
+    )
+    ret.add_argument(
+        "--warehouse-orphans-older-than",
+        metavar="DAYS",
+        help=f"Iceberg warehouse: then delete the table files no kept snapshot references (those of expired "
+        f"snapshots, of lost or killed loads) last modified more than DAYS ago (default {ORPHAN_DAYS}, "
+        "at least 1 hour)",
     )
     ret.add_argument("--dry-run", action="store_true", help="list what would be deleted")
     ret.add_argument("--json", action="store_true", help="print JSON")
@@ -126,8 +135,10 @@ def cmd_retention(args: argparse.Namespace, settings: Settings) -> int:
             progress=lambda n: progress.update_to(n, line=f"retention: {n} run(s) examined"),
         )
     snapshots = _expire_warehouse_snapshots(args, settings)
+    orphans = _remove_warehouse_orphans(args, settings)
     if args.json:
-        print_json({**report.to_json(), **({"warehouse_snapshots": snapshots} if snapshots else {})})
+        extra = {"warehouse_snapshots": snapshots, "warehouse_orphans": orphans} if snapshots else {}
+        print_json({**report.to_json(), **extra})
     else:
         verb = "would delete" if args.dry_run else "deleted"
         print_table(report.runs, ["run_id", "customer_id", "query_name", "logical_date", "created_at", "path"])
@@ -139,22 +150,57 @@ def cmd_retention(args: argparse.Namespace, settings: Settings) -> int:
         if snapshots:
             counts = ", ".join(f"{t} {n}" for t, n in snapshots["expired"].items()) or "no table"
             print(f"warehouse snapshots older than {snapshots['older_than_days']} days: {verb} {counts}")
+            files = (
+                ", ".join(f"{t} {r['files']} ({r['bytes']} bytes)" for t, r in orphans["removed"].items()) or "no table"
+            )
+            print(
+                f"warehouse files no snapshot references, older than {orphans['older_than_days']} days: {verb} {files}"
+            )
     return 0
+
+
+def _iceberg_age(args: argparse.Namespace, settings: Settings, option: str, default: float) -> float | None:
+    """The age in days given as ``--<option>`` (``default`` when absent); ``None`` for a warehouse
+    that is not Iceberg, where giving the option is an error."""
+    given = getattr(args, option.replace("-", "_"))
+    if settings.warehouse_kind != "iceberg":
+        if given is not None:
+            raise invalid_argument(f"--{option} needs GRIDCAT_WAREHOUSE=iceberg")
+        return None
+    days = default if given is None else _number(given, option)
+    if days < 0:
+        raise invalid_argument(f"--{option} {given!r} is negative")
+    return days
 
 
 def _expire_warehouse_snapshots(args: argparse.Namespace, settings: Settings) -> dict | None:
     """Expire the Iceberg warehouse's old snapshots (``None`` for the other targets)."""
-    if settings.warehouse_kind != "iceberg":
-        if args.warehouse_snapshots_older_than is not None:
-            raise invalid_argument("--warehouse-snapshots-older-than needs GRIDCAT_WAREHOUSE=iceberg")
+    days = _iceberg_age(args, settings, "warehouse-snapshots-older-than", SNAPSHOT_DAYS)
+    if days is None:
         return None
     from gridcat_pipelines.warehouse.iceberg_target import IcebergWarehouse
 
-    days = (
-        SNAPSHOT_DAYS
-        if args.warehouse_snapshots_older_than is None
-        else _number(args.warehouse_snapshots_older_than, "warehouse-snapshots-older-than")
-    )
     cutoff = datetime.now(UTC) - timedelta(days=days)
     expired = IcebergWarehouse.open(settings.home).expire_snapshots(cutoff, dry_run=args.dry_run)
     return {"older_than_days": days, "expired": expired, "dry_run": bool(args.dry_run)}
+
+
+def _remove_warehouse_orphans(args: argparse.Namespace, settings: Settings) -> dict | None:
+    """Delete the Iceberg warehouse's unreferenced files (``None`` for the other targets)."""
+    days = _iceberg_age(args, settings, "warehouse-orphans-older-than", ORPHAN_DAYS)
+    if days is None:
+        return None
+    if days < MIN_ORPHAN_DAYS:
+        raise invalid_argument(
+            f"--warehouse-orphans-older-than must be at least {MIN_ORPHAN_DAYS:.4f} days (1 hour): a younger "
+            "unreferenced file may belong to a load that is about to commit it"
+        )
+    from gridcat_pipelines.warehouse.iceberg_target import IcebergWarehouse
+
+    cutoff = datetime.now(UTC) - timedelta(days=days)
+    removed = IcebergWarehouse.open(settings.home).remove_unreferenced_files(cutoff, dry_run=args.dry_run)
+    return {
+        "older_than_days": days,
+        "removed": {table: files.to_json() for table, files in removed.items()},
+        "dry_run": bool(args.dry_run),
+    }

@@ -60,6 +60,7 @@ from pyiceberg.table import Table, Transaction
 from pyiceberg.transforms import IdentityTransform
 
 from gridcat_pipelines.errors import invalid_argument, not_found
+from gridcat_pipelines.warehouse.iceberg_files import FilesRemoved, remove_unreferenced_files
 from gridcat_pipelines.warehouse.parquet_target import RUN_ID_COLUMN, LoadedSlice, UnfencedReplace
 from gridcat_pipelines.warehouse.postgres_target import feed_name
 
@@ -209,23 +210,27 @@ class IcebergWarehouse(UnfencedReplace):
         batch.prepare(self.ensure_table(query_name, schema))
         return batch
 
+    def _tables(self, query_names: list[str] | None = None) -> Iterator[tuple[str, Table]]:
+        """``(feed, table)`` of every table in the namespace (or of ``query_names``)."""
+        try:
+            identifiers = sorted(self.catalog.list_tables(NAMESPACE))
+        except Exception as exc:
+            if type(exc).__name__.startswith("NoSuch"):
+                return
+            raise
+        for identifier in identifiers:
+            name = identifier[-1]
+            if query_names is None or name in query_names:
+                yield name, self.catalog.load_table(identifier)
+
     def expire_snapshots(
         self, older_than: datetime, *, query_names: list[str] | None = None, dry_run: bool = False
     ) -> dict[str, int]:
         """Expire every table's snapshots older than ``older_than`` (the current snapshot of each
-        table always stays); per table, how many were (``dry_run``: would be) expired."""
+        table always stays); per table, how many were (``dry_run``: would be) expired. The files
+        only they used stay until :meth:`remove_unreferenced_files`."""
         expired: dict[str, int] = {}
-        try:
-            identifiers = self.catalog.list_tables(NAMESPACE)
-        except Exception as exc:
-            if type(exc).__name__.startswith("NoSuch"):
-                return expired
-            raise
-        for identifier in identifiers:
-            name = identifier[-1]
-            if query_names is not None and name not in query_names:
-                continue
-            table = self.catalog.load_table(identifier)
+        for name, table in self._tables(query_names):
             current = table.metadata.current_snapshot_id
             old = [s.snapshot_id for s in table.snapshots() if s.timestamp_ms < older_than.timestamp() * 1000]
             old = [s for s in old if s != current]
@@ -234,24 +239,28 @@ class IcebergWarehouse(UnfencedReplace):
             expired[name] = len(old)
         return expired
 
+    def remove_unreferenced_files(
+        self, older_than: datetime, *, query_names: list[str] | None = None, dry_run: bool = False
+    ) -> dict[str, FilesRemoved]:
+        """Per table, delete the files no kept snapshot or metadata file references (those of
+        expired snapshots, of lost or fenced-out commits, of killed loads) last modified before
+        ``older_than``; what was (``dry_run``: would be) deleted. See ``iceberg_files``."""
+        return {
+            name: remove_unreferenced_files(table, older_than, dry_run=dry_run)
+            for name, table in self._tables(query_names)
+        }
+
     # ------------------------------------------------------------------- reads
 
     def describe_tables(self, latest: int = 3) -> list[dict[str, Any]]:
         """Each table: its name, location, snapshot count and its ``latest`` snapshots (id,
         time, operation, and the partition, run and state version a load wrote there)."""
         out = []
-        try:
-            identifiers = sorted(self.catalog.list_tables(NAMESPACE))
-        except Exception as exc:
-            if type(exc).__name__.startswith("NoSuch"):
-                return out
-            raise
-        for identifier in identifiers:
-            table = self.catalog.load_table(identifier)
+        for name, table in self._tables():
             snapshots = sorted(table.snapshots(), key=lambda s: s.timestamp_ms)
             out.append(
                 {
-                    "table": ".".join(identifier),
+                    "table": f"{NAMESPACE}.{name}",
                     "location": table.location(),
                     "snapshots": len(snapshots),
                     "latest": [
