@@ -12,7 +12,10 @@ The slice has the feed's Arrow schema (``config/google_apis.yaml``) and ``--rows
   ``--small-loads`` (default 1,000) loads of 10-row partitions, 100 per commit (as a packed load
   run commits them), and ``--one-by-one`` (default 200) with a commit each: seconds, the cost
   per load, the first and last commit, the snapshot count, and how many snapshots retention
-  keeps when it expires the older ones (goal: 1,000 loads in under 60 s).
+  keeps when it expires the older ones (goal: 1,000 loads in under 60 s); what the partitions
+  hold read from one metadata read (``loaded_slices``, as ``warehouse status`` and reconcile read
+  it) against one read per partition; the files the sweep of unreferenced files removes after
+  the expiry, and its time.
 * PostgreSQL (``--pg-url``, its own scratch database): ``PostgresWarehouse.replace_slice`` into a
   new slice (fence row, ADBC binary COPY, commit) and again over that slice (plus the DELETE of
   the 1M rows it replaces), against the floor: a binary ``COPY FROM STDIN`` of the same rows
@@ -152,8 +155,18 @@ def iceberg_small_loads(loads: int, per_commit: int) -> dict[str, float]:
             costs.append(timed(lambda: target.stage_slices(FEED, slices).commit()))
         total = time.perf_counter() - started
         snapshots = len(target.table(FEED).snapshots())
+        partitions = [
+            (str(1_000_000_000 + n % 100), date.fromordinal(DAY.toordinal() - n // 100)) for n in range(loads)
+        ]
+        read_bulk = timed(lambda: target.loaded_slices(FEED, partitions))
+        read_each = timed(lambda: [target.loaded_slice(FEED, c, d) for c, d in partitions]) if per_commit > 1 else None
         target.expire_snapshots(datetime.now(UTC) + timedelta(seconds=1))
         kept = len(target.table(FEED).snapshots())
+        location = Path(target.table(FEED).location().removeprefix("file://"))
+        files_before = sum(1 for p in location.rglob("*") if p.is_file())
+        sweep_started = time.perf_counter()
+        swept = target.remove_unreferenced_files(datetime.now(UTC) + timedelta(seconds=1))[FEED]
+        sweep = time.perf_counter() - sweep_started
     return {
         "seconds": total,
         "per_load_ms": total / loads * 1000,
@@ -161,6 +174,12 @@ def iceberg_small_loads(loads: int, per_commit: int) -> dict[str, float]:
         "last_commit_ms": costs[-1] * 1000,
         "snapshots": snapshots,
         "kept": kept,
+        "read_bulk_s": read_bulk,
+        "read_each_s": read_each,
+        "files_before_sweep": files_before,
+        "swept_files": swept.files,
+        "swept_mb": swept.bytes / 1e6,
+        "sweep_s": sweep,
     }
 
 
@@ -260,6 +279,16 @@ def main() -> int:
             f"{small['per_load_ms']:.0f} ms per load{goal}; commit {small['first_commit_ms']:.0f} ms first, "
             f"{small['last_commit_ms']:.0f} ms last; {small['snapshots']:,} snapshots, {small['kept']} kept "
             "after expiring the older ones"
+        )
+        if small["read_each_s"] is not None:
+            print(
+                f"  what the {loads:,} partitions hold (warehouse status, reconcile): one metadata read "
+                f"{small['read_bulk_s']:.2f} s, one read per partition {small['read_each_s']:.2f} s "
+                f"({small['read_each_s'] / small['read_bulk_s']:.0f}x)"
+            )
+        print(
+            f"  sweep of unreferenced files after the expiry: {small['swept_files']:,} of "
+            f"{small['files_before_sweep']:,} files ({small['swept_mb']:.1f} MB) in {small['sweep_s']:.2f} s"
         )
     return 0
 

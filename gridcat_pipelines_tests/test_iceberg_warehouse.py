@@ -547,6 +547,36 @@ def test_status_reads_each_table_once_and_agrees_with_one_by_one(wh):
     assert summary["held"] == 3 and summary["missing"] == 5
 
 
+def test_reconcile_reads_iceberg_slices_in_bulk_and_catches_the_log_up(store, tmp_path, monkeypatch):
+    """Twelve partitions hold their authoritative run in Iceberg but the load log never heard
+    (it lags the warehouse); three are not loaded. Reconcile reads the candidates' slices with
+    one metadata read per feed, records the twelve as loaded and answers the three."""
+    from gridcat_pipelines.warehouse.reconcile import find_stale
+
+    wh = IcebergWarehouse.open(tmp_path)
+    days = [DAY - timedelta(days=n) for n in range(15)]
+    for n, day in enumerate(days):
+        run = new_run_id()
+        store.record_result(
+            ValidationResult(PartitionKey("google_ads", CUSTOMER, "campaign", day), run, "success", "1", 2)
+        )
+        if n >= 3:
+            wh.replace_slice("campaign", CUSTOMER, day, rows(2), run, state_version=1)
+    reads: list[int] = []
+    bulk = wh.loaded_slices
+    monkeypatch.setattr(
+        wh, "loaded_slices", lambda feed, partitions: reads.append(len(partitions)) or bulk(feed, partitions)
+    )
+    monkeypatch.setattr(wh, "loaded_slice", lambda *a: pytest.fail("one partition at a time"))
+    scope = dict(feeds=["campaign"], customers=None, start_date=days[-1], end_date=DAY, now=datetime.now(UTC))
+    stale = find_stale(store, **scope, warehouse=wh)
+    assert [s.key.logical_date for s in stale] == sorted(days[:3])
+    assert reads == [15], "all candidates of the feed in one read"
+    assert [s.key.logical_date for s in find_stale(store, **scope)] == sorted(days[:3]), "the log caught up"
+    limited = find_stale(store, **scope, warehouse=wh, limit=2)
+    assert [s.key.logical_date for s in limited] == sorted(days[:3])[:2] and reads[1:] == [2]
+
+
 def test_a_bad_warehouse_setting_is_a_coded_cli_error(tmp_path):
     env = {**os.environ, "GRIDCAT_HOME": str(tmp_path), "GRIDCAT_WAREHOUSE": "delta"}
     result = subprocess.run(

@@ -30,12 +30,14 @@ import sqlalchemy as sa
 from gridcat_pipelines.state import DEFAULT_SOURCE, PartitionKey, StateStore
 from gridcat_pipelines.state.tables import KEY_COLUMNS, partition_state
 from gridcat_pipelines.warehouse import load_log
-from gridcat_pipelines.warehouse.parquet_target import WarehouseTarget
+from gridcat_pipelines.warehouse.parquet_target import LoadedSlice, WarehouseTarget
+from gridcat_pipelines.warehouse.slices import loaded_slices_of
 from gridcat_pipelines.warehouse.tables import warehouse_load
 
 LOAD_FAILED = "load_failed"
 PENDING_LOAD = "pending_load"
 GATE_GRACE = timedelta(minutes=2)
+CHUNK = 500  # candidates whose slices are read together (one metadata read per feed on Iceberg)
 
 
 @dataclass(frozen=True)
@@ -78,8 +80,9 @@ def find_stale(
 ) -> list[StalePartition]:
     """The pipeline's stale ``success`` partitions in key order (at most ``limit``).
 
-    With ``warehouse``, each candidate's slice is read: one that already holds the run (the
-    log lagged the warehouse) is recorded as loaded and left out."""
+    With ``warehouse``, each candidate's slice is read (``CHUNK`` candidates at a time): one
+    that already holds the run (the log lagged the warehouse) is recorded as loaded and left
+    out."""
     s, w = partition_state, warehouse_load
     join = sa.and_(*[s.c[c] == w.c[c] for c in KEY_COLUMNS])
     query = (
@@ -114,36 +117,41 @@ def find_stale(
         wanted = set(customers)
     found: list[StalePartition] = []
     with store.engine.connect() as conn:
-        for row in conn.execute(query):
-            if wanted is not None and row.customer_id not in wanted:
-                continue
-            key = PartitionKey(row.source, row.customer_id, row.query_name, row.logical_date)
-            if warehouse is not None and _already_loaded(store, warehouse, key, row, now):
-                continue
-            failed = row.last_outcome == load_log.OUTCOME_FAILED
-            if row.due_at is not None and row.last_outcome in (load_log.OUTCOME_FAILED, load_log.OUTCOME_REQUESTED):
-                due = row.due_at <= now
-            else:
-                due = row.updated_at <= now - GATE_GRACE
-            found.append(
-                StalePartition(
-                    key=key,
-                    run_id=row.current_run_id,
-                    version=row.version,
-                    reason=LOAD_FAILED if failed else PENDING_LOAD,
-                    error=row.last_error if failed else None,
-                    due=due,
-                )
-            )
-            if limit is not None and len(found) >= limit:
-                break
+        result = conn.execute(query)
+        size = CHUNK if limit is None else max(1, min(CHUNK, limit))  # no more slice reads than needed
+        while batch := result.fetchmany(size):
+            rows = [row for row in batch if wanted is None or row.customer_id in wanted]
+            keys = [PartitionKey(r.source, r.customer_id, r.query_name, r.logical_date) for r in rows]
+            slices = loaded_slices_of(warehouse, keys) if warehouse is not None else {}
+            for key, row in zip(keys, rows, strict=True):
+                if key in slices and _already_loaded(store, slices[key], key, row, now):
+                    continue
+                found.append(_stale(key, row, now))
+                if limit is not None and len(found) >= limit:
+                    return found
     return found
 
 
-def _already_loaded(store: StateStore, warehouse: WarehouseTarget, key: PartitionKey, row: Any, now: datetime) -> bool:
+def _stale(key: PartitionKey, row: Any, now: datetime) -> StalePartition:
+    """The stale partition of one candidate row, with its reason and whether it is due."""
+    failed = row.last_outcome == load_log.OUTCOME_FAILED
+    if row.due_at is not None and row.last_outcome in (load_log.OUTCOME_FAILED, load_log.OUTCOME_REQUESTED):
+        due = row.due_at <= now
+    else:
+        due = row.updated_at <= now - GATE_GRACE
+    return StalePartition(
+        key=key,
+        run_id=row.current_run_id,
+        version=row.version,
+        reason=LOAD_FAILED if failed else PENDING_LOAD,
+        error=row.last_error if failed else None,
+        due=due,
+    )
+
+
+def _already_loaded(store: StateStore, loaded: LoadedSlice, key: PartitionKey, row: Any, now: datetime) -> bool:
     """Whether the slice holds the state's run at its version (then the log catches up)."""
-    loaded = warehouse.loaded_slice(key.query_name, key.customer_id, key.logical_date)
-    if loaded is None or loaded.run_id != row.current_run_id or loaded.state_version != row.version:
+    if loaded.run_id != row.current_run_id or loaded.state_version != row.version:
         return False
     with store.hold([key]) as held:  # record it only while the state still says so
         state = held.states[key]

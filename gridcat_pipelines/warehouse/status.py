@@ -18,6 +18,7 @@ from typing import Any
 
 from gridcat_pipelines.state import PartitionKey, PartitionState
 from gridcat_pipelines.warehouse.parquet_target import LoadedSlice, WarehouseTarget
+from gridcat_pipelines.warehouse.slices import loaded_slices_of
 
 SYNC_WORDS = ("in_sync", "stale", "held", "missing")
 
@@ -31,24 +32,6 @@ def sync_word(state: PartitionState, loaded: LoadedSlice | None) -> str:
     return "in_sync" if loaded.run_id == state.current_run_id else "stale"
 
 
-def _loaded_in_bulk(
-    states: list[PartitionState], warehouse: WarehouseTarget
-) -> dict[tuple[str, str, Any], LoadedSlice] | None:
-    """Every partition's slice from one metadata read per feed, for a target that can
-    (``loaded_slices``: Iceberg); ``None`` for the others (one ``loaded_slice`` each)."""
-    many = getattr(warehouse, "loaded_slices", None)
-    if many is None:
-        return None
-    by_feed: dict[str, list[tuple[str, Any]]] = {}
-    for state in states:
-        by_feed.setdefault(state.key.query_name, []).append((state.key.customer_id, state.key.logical_date))
-    out: dict[tuple[str, str, Any], LoadedSlice] = {}
-    for feed, partitions in by_feed.items():
-        for (customer_id, day), loaded in many(feed, partitions).items():
-            out[(feed, customer_id, day)] = loaded
-    return out
-
-
 def warehouse_status(
     states: Iterable[PartitionState],
     warehouse: WarehouseTarget,
@@ -58,14 +41,10 @@ def warehouse_status(
     ``reasons`` (``reconcile.reasons_for``) explains the stale and missing success partitions."""
     partitions, behind = [], []
     states = list(states)
-    bulk = _loaded_in_bulk(states, warehouse)
+    slices = loaded_slices_of(warehouse, (state.key for state in states))
     for state in states:
         key = state.key
-        loaded = (
-            bulk.get((key.query_name, key.customer_id, key.logical_date))
-            if bulk is not None
-            else warehouse.loaded_slice(key.query_name, key.customer_id, key.logical_date)
-        )
+        loaded = slices.get(key)
         partitions.append(
             {
                 "customer_id": key.customer_id,
