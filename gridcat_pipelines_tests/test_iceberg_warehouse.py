@@ -307,6 +307,20 @@ def test_files_of_expired_snapshots_and_of_aborted_loads_are_removed(wh):
     assert wh.remove_unreferenced_files(future)["campaign"].files == 0, "a second sweep finds nothing"
 
 
+def test_a_sweep_while_a_load_is_in_flight_leaves_that_load_whole(wh):
+    """A load has written its data files and not committed yet when retention sweeps (with the
+    CLI's least age, 1 hour): its files are young and stay, and its commit reads whole."""
+    wh.replace_slice("campaign", CUSTOMER, DAY, rows(2), new_run_id(), state_version=1)
+    run = new_run_id()
+    in_flight = wh.stage_slice("campaign", CUSTOMER, DAY, rows(6), run, 2)
+    swept = wh.remove_unreferenced_files(datetime.now(UTC) - timedelta(hours=1))
+    assert swept["campaign"].files == 0
+    assert in_flight.commit() is not None
+    loaded = wh.loaded_slice("campaign", CUSTOMER, DAY)
+    assert (loaded.run_id, loaded.rows) == (run, 6)
+    assert wh.read_slice("campaign", CUSTOMER, DAY).num_rows == 6
+
+
 def test_the_sweep_keeps_every_file_of_every_kept_snapshot(wh):
     """Snapshots not expired keep their files: time travel to each of them still reads."""
     for version in range(1, 4):
