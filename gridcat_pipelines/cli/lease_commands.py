@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime, timedelta
 
 from gridcat_pipelines.cli.output import print_json, print_table
 from gridcat_pipelines.cli.progress import Progress
@@ -14,10 +13,7 @@ from gridcat_pipelines.leases.store import DEFAULT_TTL_SECONDS, LeaseStore
 from gridcat_pipelines.raw_sink.sink import RawSink
 from gridcat_pipelines.retention import apply_retention
 from gridcat_pipelines.state import PartitionKey
-
-SNAPSHOT_DAYS = 7.0  # the Iceberg warehouse's snapshots kept by default (time travel that far back)
-ORPHAN_DAYS = 3.0  # unreferenced Iceberg files younger than this stay (a load may be committing them)
-MIN_ORPHAN_DAYS = 1 / 24  # never younger than an hour: a staged load's files are seconds old when it commits
+from gridcat_pipelines.warehouse.maintenance import ORPHAN_DAYS, SNAPSHOT_DAYS
 
 
 def _number(value: str | None, field: str) -> float | None:
@@ -134,11 +130,9 @@ def cmd_retention(args: argparse.Namespace, settings: Settings) -> int:
             dry_run=args.dry_run,
             progress=lambda n: progress.update_to(n, line=f"retention: {n} run(s) examined"),
         )
-    snapshots = _expire_warehouse_snapshots(args, settings)
-    orphans = _remove_warehouse_orphans(args, settings)
+    warehouse = _warehouse_retention(args, settings)
     if args.json:
-        extra = {"warehouse_snapshots": snapshots, "warehouse_orphans": orphans} if snapshots else {}
-        print_json({**report.to_json(), **extra})
+        print_json({**report.to_json(), **(warehouse.to_json() if warehouse else {})})
     else:
         verb = "would delete" if args.dry_run else "deleted"
         print_table(report.runs, ["run_id", "customer_id", "query_name", "logical_date", "created_at", "path"])
@@ -147,60 +141,35 @@ def cmd_retention(args: argparse.Namespace, settings: Settings) -> int:
             f"{report.kept_pinned} pinned, {report.kept_recent} recent, "
             f"{report.kept_not_superseded} not superseded"
         )
-        if snapshots:
-            counts = ", ".join(f"{t} {n}" for t, n in snapshots["expired"].items()) or "no table"
-            print(f"warehouse snapshots older than {snapshots['older_than_days']} days: {verb} {counts}")
-            files = (
-                ", ".join(f"{t} {r['files']} ({r['bytes']} bytes)" for t, r in orphans["removed"].items()) or "no table"
-            )
-            print(
-                f"warehouse files no snapshot references, older than {orphans['older_than_days']} days: {verb} {files}"
-            )
+        if warehouse:
+            counts = ", ".join(f"{t} {n}" for t, n in warehouse.expired.items()) or "no table"
+            print(f"warehouse snapshots older than {warehouse.snapshot_days} days: {verb} {counts}")
+            files = ", ".join(f"{t} {r.files} ({r.bytes} bytes)" for t, r in warehouse.removed.items()) or "no table"
+            print(f"warehouse files no snapshot references, older than {warehouse.orphan_days} days: {verb} {files}")
     return 0
 
 
-def _iceberg_age(args: argparse.Namespace, settings: Settings, option: str, default: float) -> float | None:
-    """The age in days given as ``--<option>`` (``default`` when absent); ``None`` for a warehouse
-    that is not Iceberg, where giving the option is an error."""
-    given = getattr(args, option.replace("-", "_"))
+def _warehouse_retention(args: argparse.Namespace, settings: Settings):
+    """Expire the Iceberg warehouse's old snapshots and sweep its unreferenced files
+    (``None`` for the other targets, which keep neither; the options are refused there)."""
+    options = ("warehouse-snapshots-older-than", "warehouse-orphans-older-than")
+    given = [getattr(args, option.replace("-", "_")) for option in options]
     if settings.warehouse_kind != "iceberg":
-        if given is not None:
-            raise invalid_argument(f"--{option} needs GRIDCAT_WAREHOUSE=iceberg")
-        return None
-    days = default if given is None else _number(given, option)
-    if days < 0:
-        raise invalid_argument(f"--{option} {given!r} is negative")
-    return days
-
-
-def _expire_warehouse_snapshots(args: argparse.Namespace, settings: Settings) -> dict | None:
-    """Expire the Iceberg warehouse's old snapshots (``None`` for the other targets)."""
-    days = _iceberg_age(args, settings, "warehouse-snapshots-older-than", SNAPSHOT_DAYS)
-    if days is None:
+        for option, value in zip(options, given, strict=True):
+            if value is not None:
+                raise invalid_argument(f"--{option} needs GRIDCAT_WAREHOUSE=iceberg")
         return None
     from gridcat_pipelines.warehouse.iceberg_target import IcebergWarehouse
+    from gridcat_pipelines.warehouse.maintenance import apply_warehouse_retention, check_ages
 
-    cutoff = datetime.now(UTC) - timedelta(days=days)
-    expired = IcebergWarehouse.open(settings.home).expire_snapshots(cutoff, dry_run=args.dry_run)
-    return {"older_than_days": days, "expired": expired, "dry_run": bool(args.dry_run)}
-
-
-def _remove_warehouse_orphans(args: argparse.Namespace, settings: Settings) -> dict | None:
-    """Delete the Iceberg warehouse's unreferenced files (``None`` for the other targets)."""
-    days = _iceberg_age(args, settings, "warehouse-orphans-older-than", ORPHAN_DAYS)
-    if days is None:
-        return None
-    if days < MIN_ORPHAN_DAYS:
-        raise invalid_argument(
-            f"--warehouse-orphans-older-than must be at least {MIN_ORPHAN_DAYS:.4f} days (1 hour): a younger "
-            "unreferenced file may belong to a load that is about to commit it"
-        )
-    from gridcat_pipelines.warehouse.iceberg_target import IcebergWarehouse
-
-    cutoff = datetime.now(UTC) - timedelta(days=days)
-    removed = IcebergWarehouse.open(settings.home).remove_unreferenced_files(cutoff, dry_run=args.dry_run)
-    return {
-        "older_than_days": days,
-        "removed": {table: files.to_json() for table, files in removed.items()},
-        "dry_run": bool(args.dry_run),
-    }
+    snapshot_days, orphan_days = (
+        default if value is None else _number(value, option)
+        for option, value, default in zip(options, given, (SNAPSHOT_DAYS, ORPHAN_DAYS), strict=True)
+    )
+    check_ages(snapshot_days, orphan_days, tuple(f"--{option}" for option in options))
+    return apply_warehouse_retention(
+        IcebergWarehouse.open(settings.home),
+        snapshot_days=snapshot_days,
+        orphan_days=orphan_days,
+        dry_run=args.dry_run,
+    )

@@ -1,13 +1,13 @@
-"""The retention domain's definitions: the ``raw_retention`` job."""
+"""The retention domain's definitions: the ``raw_retention`` and ``warehouse_retention`` jobs."""
 
 import dagster as dg
 
-from gridcat_pipelines.defs.retention.jobs import raw_retention_job
+from gridcat_pipelines.defs.retention.jobs import raw_retention_job, warehouse_retention_job
 
 
 def build_retention_defs() -> dg.Definitions:
-    """The raw retention job (resources come from ``build_defs``)."""
-    return dg.Definitions(jobs=[raw_retention_job])
+    """The raw and warehouse retention jobs (resources come from ``build_defs``)."""
+    return dg.Definitions(jobs=[raw_retention_job, warehouse_retention_job])
 
 
 @dg.definitions

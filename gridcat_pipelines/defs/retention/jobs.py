@@ -1,12 +1,18 @@
-"""The raw retention job: delete superseded raw runs past an age (never authoritative or pinned)."""
+"""The retention jobs: ``raw_retention`` deletes superseded raw runs past an age (never
+authoritative or pinned); ``warehouse_retention`` expires old Iceberg snapshots and deletes the
+files none of the kept ones references (both as ``gridcat retention`` does)."""
 
 import dagster as dg
 
+from gridcat_pipelines.defs.gate.resources import WarehouseResource
 from gridcat_pipelines.defs.resources import RawSinkResource, StateStoreResource
+from gridcat_pipelines.errors import GridcatError
 from gridcat_pipelines.leases.store import LeaseStore
 from gridcat_pipelines.retention import apply_retention
+from gridcat_pipelines.warehouse.maintenance import ORPHAN_DAYS, SNAPSHOT_DAYS, apply_warehouse_retention
 
 RETENTION_JOB_NAME = "raw_retention"
+WAREHOUSE_RETENTION_JOB_NAME = "warehouse_retention"
 
 
 class RetentionConfig(dg.Config):
@@ -52,3 +58,58 @@ def apply_raw_retention(
 def raw_retention_job():
     """One op: apply retention."""
     apply_raw_retention()
+
+
+class WarehouseRetentionConfig(dg.Config):
+    """Run config of the warehouse retention job (mirrors ``gridcat retention``'s warehouse options)."""
+
+    snapshots_older_than_days: float = SNAPSHOT_DAYS
+    orphans_older_than_days: float = ORPHAN_DAYS
+    dry_run: bool = False
+
+
+@dg.op(description="Iceberg warehouse: expire old snapshots, then delete the files no kept snapshot references.")
+def apply_iceberg_retention(
+    context: dg.OpExecutionContext, config: WarehouseRetentionConfig, warehouse: WarehouseResource
+) -> dg.Output:
+    """Expire and sweep every Iceberg table; report per table what was (or would be) removed.
+    The other warehouse targets keep no snapshots: the op says so and does nothing."""
+    if warehouse.kind != "iceberg":
+        context.log.info(f"the {warehouse.kind} warehouse keeps no snapshots: nothing to expire or sweep")
+        return dg.Output(None, metadata={"skipped": f"warehouse kind {warehouse.kind}"})
+    try:
+        result = apply_warehouse_retention(
+            warehouse.warehouse,
+            snapshot_days=config.snapshots_older_than_days,
+            orphan_days=config.orphans_older_than_days,
+            dry_run=config.dry_run,
+        )
+    except GridcatError as exc:  # a bad age, a file IO it cannot list: the message, no stack
+        raise dg.Failure(description=f"{exc.code}: {exc.message}", allow_retries=False) from None
+    verb = "would" if config.dry_run else "did"
+    snapshots = sum(result.expired.values())
+    files = sum(r.files for r in result.removed.values())
+    size = sum(r.bytes for r in result.removed.values())
+    context.log.info(
+        f"warehouse retention {verb} expire {snapshots} snapshot(s) and {verb} delete {files} unreferenced "
+        f"file(s) ({size} bytes) over {len(result.expired)} table(s)"
+    )
+    return dg.Output(
+        None,
+        metadata={
+            "expired_snapshots": snapshots,
+            "removed_files": files,
+            "removed_bytes": size,
+            "dry_run": config.dry_run,
+            "report": dg.MetadataValue.json(result.to_json()),
+        },
+    )
+
+
+@dg.job(
+    name=WAREHOUSE_RETENTION_JOB_NAME,
+    description="Iceberg warehouse retention (see gridcat retention --help: --warehouse-*-older-than).",
+)
+def warehouse_retention_job():
+    """One op: expire snapshots and sweep unreferenced files."""
+    apply_iceberg_retention()

@@ -1,0 +1,85 @@
+"""The ``warehouse_retention`` Dagster job, run through Dagster on a temporary instance: it
+expires old Iceberg snapshots and deletes unreferenced files as ``gridcat retention`` does, says
+it has nothing to do on the other targets, and refuses an age that could break a load in flight."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from gridcat_pipelines.config import Settings
+from gridcat_pipelines.definitions import build_defs
+from gridcat_pipelines.defs.retention.jobs import WAREHOUSE_RETENTION_JOB_NAME
+from gridcat_pipelines.run_ids import new_run_id
+from gridcat_pipelines.warehouse.iceberg_target import IcebergWarehouse
+from gridcat_pipelines_tests.test_iceberg_warehouse import CUSTOMER, DAY, rows
+
+QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+OP = "apply_iceberg_retention"
+
+
+def _job(tmp_path: Path, kind: str) -> dg.JobDefinition:
+    env = {"GRIDCAT_HOME": str(tmp_path), "GRIDCAT_WAREHOUSE": kind}
+    if kind == "postgres":  # never connected to: the op stops at the kind
+        env["GRIDCAT_WAREHOUSE_URL"] = "postgresql://gridcat@127.0.0.1:1/warehouse"
+    settings = Settings.from_env(env)
+    return build_defs(settings).get_job_def(WAREHOUSE_RETENTION_JOB_NAME)
+
+
+def _run(job: dg.JobDefinition, instance: dg.DagsterInstance, **config) -> dg.ExecuteInProcessResult:
+    return job.execute_in_process(
+        run_config={**QUIET, "ops": {OP: {"config": config}}}, instance=instance, raise_on_error=False
+    )
+
+
+def _metadata(result: dg.ExecuteInProcessResult) -> dict:
+    (event,) = [e for e in result.all_node_events if e.event_type_value == "STEP_OUTPUT"]
+    return {k: v.value for k, v in event.step_output_data.metadata.items()}
+
+
+def test_the_job_expires_snapshots_and_sweeps_old_unreferenced_files(tmp_path):
+    wh = IcebergWarehouse.open(tmp_path)
+    for version in range(1, 4):
+        wh.replace_slice("campaign", CUSTOMER, DAY, rows(version), new_run_id(), state_version=version)
+    job = _job(tmp_path, "iceberg")
+    with dg.instance_for_test() as instance:
+        first = _run(job, instance, snapshots_older_than_days=0.0)
+        assert first.success
+        meta = _metadata(first)
+        assert meta["expired_snapshots"] >= 2 and meta["removed_files"] == 0, "young files stay"
+        assert len(IcebergWarehouse.open(tmp_path).table("campaign").snapshots()) == 1
+
+        two_days_ago = (datetime.now(UTC) - timedelta(days=2)).timestamp()
+        for path in Path(wh.table("campaign").location().removeprefix("file://")).rglob("*"):
+            os.utime(path, (two_days_ago, two_days_ago))
+        dry = _metadata(_run(job, instance, orphans_older_than_days=1.0, dry_run=True))
+        assert dry["dry_run"] and dry["removed_files"] >= 2
+        done = _run(job, instance, orphans_older_than_days=1.0)
+        assert done.success
+        meta = _metadata(done)
+        assert (meta["removed_files"], meta["removed_bytes"]) == (dry["removed_files"], dry["removed_bytes"])
+        assert meta["report"]["warehouse_orphans"]["removed"]["campaign"]["files"] == meta["removed_files"]
+    assert IcebergWarehouse.open(tmp_path).read_slice("campaign", CUSTOMER, DAY).num_rows == 3
+
+
+def test_an_orphan_age_under_an_hour_fails_the_run_and_deletes_nothing(tmp_path):
+    wh = IcebergWarehouse.open(tmp_path)
+    wh.replace_slice("campaign", CUSTOMER, DAY, rows(2), new_run_id(), state_version=1)
+    staged = wh.stage_slice("campaign", CUSTOMER, DAY, rows(5), new_run_id(), 2)  # a load in flight
+    with dg.instance_for_test() as instance:
+        result = _run(_job(tmp_path, "iceberg"), instance, orphans_older_than_days=0.0)
+    assert not result.success
+    (failure,) = [e for e in result.all_node_events if e.event_type_value == "STEP_FAILURE"]
+    assert "orphans_older_than_days must be at least" in failure.step_failure_data.error.message
+    assert staged.commit() is not None and wh.read_slice("campaign", CUSTOMER, DAY).num_rows == 5
+
+
+@pytest.mark.parametrize("kind", ["parquet", "postgres"])
+def test_other_targets_have_nothing_to_expire(tmp_path, kind):
+    with dg.instance_for_test() as instance:
+        result = _run(_job(tmp_path, kind), instance)
+    assert result.success and _metadata(result) == {"skipped": f"warehouse kind {kind}"}
