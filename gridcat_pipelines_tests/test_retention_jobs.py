@@ -1,6 +1,7 @@
-"""The ``warehouse_retention`` Dagster job, run through Dagster on a temporary instance: it
-expires old Iceberg snapshots and deletes unreferenced files as ``gridcat retention`` does, says
-it has nothing to do on the other targets, and refuses an age that could break a load in flight."""
+"""The retention jobs, run through Dagster on a temporary instance. ``raw_retention`` deletes a
+superseded raw run and keeps the authoritative one. ``warehouse_retention`` expires old Iceberg
+snapshots and deletes unreferenced files as ``gridcat retention`` does, says it has nothing to do
+on the other targets, and refuses an age that could break a load in flight."""
 
 from __future__ import annotations
 
@@ -13,10 +14,13 @@ import pytest
 
 from gridcat_pipelines.config import Settings
 from gridcat_pipelines.definitions import build_defs
-from gridcat_pipelines.defs.retention.jobs import WAREHOUSE_RETENTION_JOB_NAME
+from gridcat_pipelines.defs.retention.jobs import RETENTION_JOB_NAME, WAREHOUSE_RETENTION_JOB_NAME
+from gridcat_pipelines.raw_sink.sink import RawSink
 from gridcat_pipelines.run_ids import new_run_id
+from gridcat_pipelines.state import PartitionKey, StateStore, ValidationResult
 from gridcat_pipelines.warehouse.iceberg_target import IcebergWarehouse
 from gridcat_pipelines_tests.test_iceberg_warehouse import CUSTOMER, DAY, rows
+from gridcat_pipelines_tests.test_leases_retention import _runs
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 OP = "apply_iceberg_retention"
@@ -83,3 +87,30 @@ def test_other_targets_have_nothing_to_expire(tmp_path, kind):
     with dg.instance_for_test() as instance:
         result = _run(_job(tmp_path, kind), instance)
     assert result.success and _metadata(result) == {"skipped": f"warehouse kind {kind}"}
+
+
+def test_raw_retention_deletes_the_superseded_run_and_keeps_the_authoritative_one(tmp_path, sqlite_url):
+    settings = Settings.from_env({"GRIDCAT_HOME": str(tmp_path), "GRIDCAT_DB_URL": sqlite_url})
+    store = StateStore.open(sqlite_url)
+    sink = RawSink(str(settings.raw_root))
+    key = PartitionKey("google_ads", CUSTOMER, "campaign", DAY)
+    old, authoritative = _runs(sink, key, [10, 9])
+    store.record_result(ValidationResult(key, old, "success", "1", 2))
+    store.record_result(ValidationResult(key, authoritative, "success", "1", 2))
+    job = build_defs(settings).get_job_def(RETENTION_JOB_NAME)
+    with dg.instance_for_test() as instance:
+
+        def run(**config) -> dict:
+            result = job.execute_in_process(
+                run_config={**QUIET, "ops": {"apply_raw_retention": {"config": config}}}, instance=instance
+            )
+            assert result.success
+            return _metadata(result)
+
+        assert run(older_than_days=1.0, dry_run=True)["would_delete"] == 1
+        assert len(sink.list_runs(key)) == 2, "a dry run deletes nothing"
+        done = run(older_than_days=1.0)
+    assert done["deleted"] == 1 and done["kept_authoritative"] == 1
+    assert [r.run_id for r in sink.list_runs(key)] == [authoritative]
+    assert store.get(key).current_run_id == authoritative
+    store.close()
