@@ -321,6 +321,29 @@ def test_a_sweep_while_a_load_is_in_flight_leaves_that_load_whole(wh):
     assert wh.read_slice("campaign", CUSTOMER, DAY).num_rows == 6
 
 
+def test_a_load_stalled_past_the_sweep_age_is_written_again_before_it_commits(wh, monkeypatch):
+    """The fault: a loader stages its overwrite, then stalls for two days; meanwhile retention
+    sweeps and deletes the staged (unreferenced, now old) data files. When the loader wakes up,
+    its commit writes the files again first: the committed partition reads whole."""
+    from gridcat_pipelines.warehouse import iceberg_target
+
+    wh.replace_slice("campaign", CUSTOMER, DAY, rows(2), new_run_id(), state_version=1)
+    run = new_run_id()
+    stalled = wh.stage_slice("campaign", CUSTOMER, DAY, rows(6), run, 2)
+    two_days = timedelta(days=2).total_seconds()
+    old = datetime.now(UTC).timestamp() - two_days
+    for path in Path(wh.table("campaign").location().removeprefix("file://")).rglob("*.parquet"):
+        os.utime(path, (old, old))
+    swept = wh.remove_unreferenced_files(datetime.now(UTC) - timedelta(days=1))["campaign"]
+    assert swept.files >= 1, "the stalled load's data file was swept"
+    real = iceberg_target._clock
+    monkeypatch.setattr(iceberg_target, "_clock", lambda: real() + two_days)
+    assert stalled.commit() is not None
+    loaded = wh.loaded_slice("campaign", CUSTOMER, DAY)
+    assert (loaded.run_id, loaded.rows) == (run, 6)
+    assert wh.read_slice("campaign", CUSTOMER, DAY).num_rows == 6
+
+
 def test_the_sweep_keeps_every_file_of_every_kept_snapshot(wh):
     """Snapshots not expired keep their files: time travel to each of them still reads."""
     for version in range(1, 4):

@@ -10,7 +10,9 @@ it lists every file under the table's location, keeps each one that the current 
 the metadata log, a kept snapshot (manifest list, manifests, data and delete files) or a
 statistics file names, and deletes the rest that are older than the cut-off. The cut-off is the
 safety margin for loads in flight: a file a loader has written and not committed yet is young,
-and is kept.
+and is kept. The loader holds up the other side: an overwrite staged more than
+``RESTAGE_AFTER_SECONDS`` (30 minutes) before its commit writes its files again first, so with
+the CLI's least cut-off (an hour) no commit names a swept file.
 
 Listing and deleting go through the table's own ``PyArrowFileIO`` (local disk, S3, GCS, ADLS:
 pyiceberg's file layer and its credentials).

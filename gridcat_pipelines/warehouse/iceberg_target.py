@@ -79,6 +79,12 @@ SUMMARY = {
     "rows": "gridcat.rows",
     "slices": "gridcat.slices",
 }
+# A staged overwrite older than this is written again before it commits: the sweep of
+# unreferenced files (gridcat retention) may delete files older than an hour, and the files of
+# an overwrite that has not committed yet are unreferenced.
+RESTAGE_AFTER_SECONDS = 30 * 60
+_clock = time.monotonic
+
 TABLE_PROPERTIES = {
     f"write.metadata.metrics.column.{RUN_ID_COLUMN}": "full",  # the run in every file's manifest entry
     "write.metadata.delete-after-commit.enabled": "true",
@@ -445,10 +451,12 @@ class StagedIcebergSlices:
         )
         self._txn: Transaction | None = None
         self._table: Table | None = None
+        self._prepared_at = 0.0
 
     def prepare(self, table: Table) -> None:
         """Write the data files and stage the overwrite on ``table``'s current metadata."""
         self._table = table
+        self._prepared_at = _clock()
         self._txn = table.transaction()
         filters = [_partition_filter(s.customer_id, s.day) for s in self._slices]
         self._txn.overwrite(
@@ -470,6 +478,10 @@ class StagedIcebergSlices:
         a higher state version (``None``); a lost race is staged again on fresh metadata."""
         assert self._txn is not None and self._table is not None
         for attempt in range(self._warehouse.commit_attempts):
+            if _clock() - self._prepared_at > RESTAGE_AFTER_SECONDS:  # long stalled: its files may be swept
+                fresh = self._warehouse.table(self._query_name)
+                assert fresh is not None
+                self.prepare(fresh)
             if self._fenced_out(self._table):
                 self.abort()
                 return None
