@@ -480,9 +480,21 @@ def test_cli_retention_removes_unreferenced_warehouse_files_older_than_its_age(t
     files = dry["warehouse_orphans"]["removed"]["campaign"]
     assert f"older than 1.0 days: deleted campaign {files['files']} ({files['bytes']} bytes)" in text.stdout
     assert IcebergWarehouse.open(tmp_path).read_slice("campaign", CUSTOMER, DAY).num_rows == 3
+    # a superseded raw run retention --older-than 0 would delete: a refused option deletes nothing
+    from gridcat_pipelines.state import StateStore
+    from gridcat_pipelines_tests.test_leases_retention import _runs
+
+    store = StateStore.open(sqlite_url)
+    sink = RawSink(str(tmp_path / "raw"))
+    key = PartitionKey("google_ads", CUSTOMER, "campaign", DAY)
+    superseded, authoritative = _runs(sink, key, [10, 9])
+    for run in (superseded, authoritative):
+        store.record_result(ValidationResult(key, run, "success", "1", 2))
+    store.close()
     for bad, says in (("0.01", "at least"), ("-1", "negative"), ("soon", "not a number")):
         refused = retention("--warehouse-orphans-older-than", bad)
         assert refused.returncode != 0 and says in refused.stdout + refused.stderr, (bad, refused)
+    assert {r.run_id for r in sink.list_runs(key)} == {superseded, authoritative}, "checked before deleting"
     env["GRIDCAT_WAREHOUSE"] = "parquet"
     refused = retention("--warehouse-orphans-older-than", "3")
     assert refused.returncode != 0 and "needs GRIDCAT_WAREHOUSE=iceberg" in refused.stdout + refused.stderr

@@ -13,7 +13,7 @@ from gridcat_pipelines.leases.store import DEFAULT_TTL_SECONDS, LeaseStore
 from gridcat_pipelines.raw_sink.sink import RawSink
 from gridcat_pipelines.retention import apply_retention
 from gridcat_pipelines.state import PartitionKey
-from gridcat_pipelines.warehouse.maintenance import ORPHAN_DAYS, SNAPSHOT_DAYS
+from gridcat_pipelines.warehouse.maintenance import ORPHAN_DAYS, SNAPSHOT_DAYS, check_ages
 
 
 def _number(value: str | None, field: str) -> float | None:
@@ -118,8 +118,10 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_retention(args: argparse.Namespace, settings: Settings) -> int:
-    """Apply retention to the raw sink."""
+    """Apply retention to the raw sink, then (Iceberg) to the warehouse. Every option is
+    checked before anything is deleted."""
     days = _number(args.older_than, "older-than")
+    ages = _warehouse_ages(args, settings)
     store = open_store(settings)
     with Progress(None, "retention: runs examined", unit="run") as progress:
         report = apply_retention(
@@ -130,7 +132,14 @@ def cmd_retention(args: argparse.Namespace, settings: Settings) -> int:
             dry_run=args.dry_run,
             progress=lambda n: progress.update_to(n, line=f"retention: {n} run(s) examined"),
         )
-    warehouse = _warehouse_retention(args, settings)
+    warehouse = None
+    if ages is not None:
+        from gridcat_pipelines.warehouse.iceberg_target import IcebergWarehouse
+        from gridcat_pipelines.warehouse.maintenance import apply_warehouse_retention
+
+        warehouse = apply_warehouse_retention(
+            IcebergWarehouse.open(settings.home), snapshot_days=ages[0], orphan_days=ages[1], dry_run=args.dry_run
+        )
     if args.json:
         print_json({**report.to_json(), **(warehouse.to_json() if warehouse else {})})
     else:
@@ -149,9 +158,9 @@ def cmd_retention(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _warehouse_retention(args: argparse.Namespace, settings: Settings):
-    """Expire the Iceberg warehouse's old snapshots and sweep its unreferenced files
-    (``None`` for the other targets, which keep neither; the options are refused there)."""
+def _warehouse_ages(args: argparse.Namespace, settings: Settings) -> tuple[float, float] | None:
+    """The checked ``(snapshot, orphan)`` ages in days for the Iceberg warehouse; ``None`` for
+    the other targets, which keep neither (the options are refused there)."""
     options = ("warehouse-snapshots-older-than", "warehouse-orphans-older-than")
     given = [getattr(args, option.replace("-", "_")) for option in options]
     if settings.warehouse_kind != "iceberg":
@@ -159,17 +168,9 @@ def _warehouse_retention(args: argparse.Namespace, settings: Settings):
             if value is not None:
                 raise invalid_argument(f"--{option} needs GRIDCAT_WAREHOUSE=iceberg")
         return None
-    from gridcat_pipelines.warehouse.iceberg_target import IcebergWarehouse
-    from gridcat_pipelines.warehouse.maintenance import apply_warehouse_retention, check_ages
-
     snapshot_days, orphan_days = (
         default if value is None else _number(value, option)
         for option, value, default in zip(options, given, (SNAPSHOT_DAYS, ORPHAN_DAYS), strict=True)
     )
     check_ages(snapshot_days, orphan_days, tuple(f"--{option}" for option in options))
-    return apply_warehouse_retention(
-        IcebergWarehouse.open(settings.home),
-        snapshot_days=snapshot_days,
-        orphan_days=orphan_days,
-        dry_run=args.dry_run,
-    )
+    return snapshot_days, orphan_days
