@@ -81,6 +81,34 @@ def test_round_trip_and_loaded_slice(url):
     assert wh.loaded_slice("campaign", "999", DAY) is None
 
 
+def test_loaded_slices_read_many_partitions_in_one_query_and_agree_with_one_by_one(url):
+    """``loaded_slices`` (what ``warehouse status`` and reconcile use) answers what
+    ``loaded_slice`` answers, partition by partition: loaded, empty, replaced, another feed's
+    and missing; before any load, nothing."""
+    from datetime import timedelta
+
+    from gridcat_pipelines.state import PartitionState
+    from gridcat_pipelines.warehouse.status import warehouse_status
+
+    wh = PostgresWarehouse(url)
+    days = [DAY - timedelta(days=n) for n in range(3)]
+    partitions = [(c, d) for c in (CUSTOMER, "42") for d in days]
+    assert wh.loaded_slices("campaign", partitions) == {}, "no schema yet"
+    wh.replace_slice("campaign", CUSTOMER, days[0], _rows(3), new_run_id(), state_version=1)
+    wh.replace_slice("campaign", CUSTOMER, days[1], _rows(0), new_run_id(), state_version=1)
+    wh.replace_slice("campaign", CUSTOMER, days[0], _rows(5), new_run_id(), state_version=2)
+    wh.replace_slice("ad_group", "42", days[2], _rows(2), new_run_id(), state_version=1)  # another feed
+    bulk = wh.loaded_slices("campaign", partitions)
+    one_by_one = {(c, d): wh.loaded_slice("campaign", c, d) for c, d in partitions}
+    assert bulk == {k: v for k, v in one_by_one.items() if v is not None}
+    assert sorted((k, v.rows, v.state_version) for k, v in bulk.items()) == [
+        ((CUSTOMER, days[1]), 0, 1),
+        ((CUSTOMER, days[0]), 5, 2),
+    ]
+    states = [PartitionState.implicit_pending(PartitionKey("google_ads", c, "campaign", d)) for c, d in partitions]
+    assert warehouse_status(states, wh)["summary"]["held"] == 2
+
+
 def test_table_layout_index_and_new_columns(url):
     wh = PostgresWarehouse(url)
     wh.replace_slice("campaign", CUSTOMER, DAY, _rows(1), new_run_id())

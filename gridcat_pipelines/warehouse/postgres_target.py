@@ -300,6 +300,37 @@ class PostgresWarehouse(UnfencedReplace):
             state_version=None if row[2] is None else int(row[2]),
         )
 
+    def loaded_slices(self, query_name: str, partitions: list[tuple[str, date]]) -> dict[tuple[str, date], LoadedSlice]:
+        """:meth:`loaded_slice` of many partitions of one feed: one connection, one query (the
+        partitions as two arrays). Partitions with nothing loaded are left out."""
+        feed = feed_name(query_name)
+        if not partitions:
+            return {}
+        customers = [customer_id for customer_id, _ in partitions]
+        days = [day for _, day in partitions]
+        with self._connect() as conn:
+            try:
+                rows = conn.execute(
+                    sql.SQL(
+                        "SELECT s.customer_id, s.logical_date, s.run_id, s.rows, s.state_version FROM {} s"
+                        " JOIN unnest(%s::text[], %s::date[]) AS p(customer_id, logical_date)"
+                        " ON s.customer_id = p.customer_id AND s.logical_date = p.logical_date"
+                        " WHERE s.query_name = %s"
+                    ).format(sql.Identifier(SCHEMA, SLICES_TABLE)),
+                    (customers, days, feed),
+                ).fetchall()
+            except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn):  # nothing loaded yet
+                return {}
+        return {
+            (customer_id, day): LoadedSlice(
+                run_id=run_id,
+                rows=int(count),
+                path=self.describe(feed, customer_id, day),
+                state_version=None if version is None else int(version),
+            )
+            for customer_id, day, run_id, count, version in rows
+        }
+
     def read_slice(self, query_name: str, customer_id: str, day: date) -> pa.Table:
         """The rows of one partition's slice: the feed's columns and ``run_id`` (``NOT_FOUND``
         when the feed's table does not exist)."""

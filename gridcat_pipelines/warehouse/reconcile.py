@@ -37,7 +37,7 @@ from gridcat_pipelines.warehouse.tables import warehouse_load
 LOAD_FAILED = "load_failed"
 PENDING_LOAD = "pending_load"
 GATE_GRACE = timedelta(minutes=2)
-CHUNK = 500  # candidates whose slices are read together (one metadata read per feed on Iceberg)
+CHUNK = 500  # candidates whose slices are read together (per feed: one Iceberg metadata read, one PostgreSQL query)
 
 
 @dataclass(frozen=True)

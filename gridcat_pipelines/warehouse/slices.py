@@ -10,8 +10,8 @@ from gridcat_pipelines.warehouse.parquet_target import LoadedSlice, WarehouseTar
 
 def loaded_slices_of(warehouse: WarehouseTarget, keys: Iterable[PartitionKey]) -> dict[PartitionKey, LoadedSlice]:
     """The loaded slice of each partition that has one. A target that can read many partitions
-    from one metadata read per feed (``loaded_slices``: Iceberg) does; the others answer one
-    ``loaded_slice`` each (a file footer, a primary-key lookup)."""
+    at once per feed does (``loaded_slices``: one metadata read on Iceberg, one query on
+    PostgreSQL); the Parquet target answers one ``loaded_slice`` each (a file footer)."""
     keys = list(keys)
     many = getattr(warehouse, "loaded_slices", None)
     if many is None:
