@@ -279,26 +279,7 @@ class PostgresWarehouse(UnfencedReplace):
 
     def loaded_slice(self, query_name: str, customer_id: str, day: date) -> LoadedSlice | None:
         """The run and row count the partition's slice holds, or ``None`` if never loaded."""
-        feed = feed_name(query_name)
-        with self._connect() as conn:
-            try:
-                row = conn.execute(
-                    sql.SQL(
-                        "SELECT run_id, rows, state_version FROM {} WHERE query_name = %s AND customer_id = %s"
-                        " AND logical_date = %s"
-                    ).format(sql.Identifier(SCHEMA, SLICES_TABLE)),
-                    (feed, customer_id, day),
-                ).fetchone()
-            except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn):  # nothing loaded yet
-                return None
-        if row is None:
-            return None
-        return LoadedSlice(
-            run_id=row[0],
-            rows=int(row[1]),
-            path=self.describe(feed, customer_id, day),
-            state_version=None if row[2] is None else int(row[2]),
-        )
+        return self.loaded_slices(query_name, [(customer_id, day)]).get((customer_id, day))
 
     def loaded_slices(self, query_name: str, partitions: list[tuple[str, date]]) -> dict[tuple[str, date], LoadedSlice]:
         """:meth:`loaded_slice` of many partitions of one feed: one connection, one query (the
