@@ -491,7 +491,7 @@ def test_cli_retention_removes_unreferenced_warehouse_files_older_than_its_age(t
     for run in (superseded, authoritative):
         store.record_result(ValidationResult(key, run, "success", "1", 2))
     store.close()
-    for bad, says in (("0.01", "at least"), ("-1", "negative"), ("soon", "not a number")):
+    for bad, says in (("0.01", "at least"), ("-1", "negative"), ("soon", "not a number"), ("nan", "not a finite")):
         refused = retention("--warehouse-orphans-older-than", bad)
         assert refused.returncode != 0 and says in refused.stdout + refused.stderr, (bad, refused)
     assert {r.run_id for r in sink.list_runs(key)} == {superseded, authoritative}, "checked before deleting"

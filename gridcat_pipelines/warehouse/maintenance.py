@@ -8,6 +8,7 @@ place and leave nothing behind, so there is nothing to expire or sweep for them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -55,8 +56,10 @@ def check_ages(
     names: tuple[str, str] = ("snapshots_older_than_days", "orphans_older_than_days"),
 ) -> None:
     """``INVALID_ARGUMENT`` naming the setting (``names``: how the caller spells the two ages)
-    for a negative age, or an orphan age under an hour."""
+    for an age that is not finite or negative, or an orphan age under an hour."""
     for name, days in zip(names, (snapshot_days, orphan_days), strict=True):
+        if not math.isfinite(days):
+            raise invalid_argument(f"{name} {days:g} is not a finite number of days")
         if days < 0:
             raise invalid_argument(f"{name} {days:g} is negative")
     if orphan_days < MIN_ORPHAN_DAYS:
