@@ -109,6 +109,29 @@ def test_loaded_slices_read_many_partitions_in_one_query_and_agree_with_one_by_o
     assert warehouse_status(states, wh)["summary"]["held"] == 2
 
 
+def test_a_later_load_skips_the_ddl_and_a_dropped_table_is_made_again(url, monkeypatch):
+    """The DDL (schema, ``_slices``, the feed's table, new columns) runs once per feed and set of
+    columns in a process. The fault: the feed's table is dropped under it. That load fails
+    (its transaction rolls back), and the next one makes the table again and lands."""
+    wh = PostgresWarehouse(url)
+    calls: list[str] = []
+    real = wh._ensure_table
+    monkeypatch.setattr(wh, "_ensure_table", lambda conn, feed, schema: calls.append(feed) or real(conn, feed, schema))
+    wh.replace_slice("campaign", CUSTOMER, DAY, _rows(2), new_run_id())
+    wh.replace_slice("campaign", CUSTOMER, DAY, _rows(3), new_run_id())
+    assert calls == ["campaign"]
+    wider = _rows(2).append_column("metrics_clicks", pa.array([1, 2], pa.int64()))
+    wh.replace_slice("campaign", CUSTOMER, DAY, wider, new_run_id())
+    assert calls == ["campaign", "campaign"], "a new column runs the DDL"
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        conn.execute("DROP TABLE google_ads.campaign")
+    with pytest.raises(adbc_driver_manager.Error):
+        wh.replace_slice("campaign", CUSTOMER, DAY, wider, new_run_id())
+    run = new_run_id()
+    assert wh.replace_slice("campaign", CUSTOMER, DAY, wider, run).run_id == run
+    assert len(calls) == 3 and _count(url) == (2, {run})
+
+
 def test_table_layout_index_and_new_columns(url):
     wh = PostgresWarehouse(url)
     wh.replace_slice("campaign", CUSTOMER, DAY, _rows(1), new_run_id())

@@ -145,6 +145,9 @@ class PostgresWarehouse(UnfencedReplace):
     def __init__(self, url: str, *, before_commit: Callable[[], None] | None = None):
         self._url = libpq_url(url)
         self._before_commit = before_commit
+        # (feed, columns) this object has made sure exist: a later load with the same columns
+        # skips the DDL connection; forgotten when a load of the feed fails (a dropped table)
+        self._ensured: set[tuple[str, frozenset[str]]] = set()
 
     def _connect(self) -> psycopg.Connection:
         return psycopg.connect(self._url, autocommit=True)
@@ -227,8 +230,11 @@ class PostgresWarehouse(UnfencedReplace):
         slice already holds a higher state version."""
         feed = feed_name(query_name)
         names = _column_names(table.schema)
-        with psycopg.connect(self._url, autocommit=True) as ddl:
-            self._ensure_table(ddl, feed, table.schema)
+        ensured = (feed, frozenset(names))
+        if ensured not in self._ensured:
+            with psycopg.connect(self._url, autocommit=True) as ddl:
+                self._ensure_table(ddl, feed, table.schema)
+            self._ensured.add(ensured)
         conn = adbc_pg.connect(self._url)  # a transaction is open from the first statement
         try:
             cur = conn.cursor()
@@ -273,6 +279,7 @@ class PostgresWarehouse(UnfencedReplace):
             return staged
         except BaseException:
             conn.close()  # rolls back
+            self._ensured.discard(ensured)  # the next load checks the table again
             raise
 
     # ----------------------------------------------------------------- reads
