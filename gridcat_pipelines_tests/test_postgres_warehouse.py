@@ -132,6 +132,47 @@ def test_a_later_load_skips_the_ddl_and_a_dropped_table_is_made_again(url, monke
     assert len(calls) == 3 and _count(url) == (2, {run})
 
 
+def test_loads_reuse_adbc_connections_and_a_dropped_one_is_replaced(url, monkeypatch):
+    """Opening an ADBC connection costs ~90 ms, so loads reuse them. Faults: the server drops
+    the idle kept connections (as a restart or an idle timeout would), and a commit fails. The
+    next load gets a live connection and lands; a connection that saw an error is not kept."""
+    import adbc_driver_postgresql.dbapi as adbc_pg
+
+    from gridcat_pipelines.warehouse import adbc_pool
+
+    opened: list[int] = []
+    real = adbc_pg.connect
+    monkeypatch.setattr(adbc_pool.adbc_pg, "connect", lambda *a, **k: opened.append(1) or real(*a, **k))
+    failing = {"on": False}
+
+    def before_commit() -> None:
+        if failing["on"]:
+            raise RuntimeError("injected: the commit fails")
+
+    wh = PostgresWarehouse(url, before_commit=before_commit)
+    for n in range(3):
+        wh.replace_slice("campaign", CUSTOMER, DAY, _rows(n + 1), new_run_id())
+    wh.read_slice("campaign", CUSTOMER, DAY)
+    assert len(opened) == 1, "one connection served three loads and a read"
+
+    with psycopg.connect(libpq_url(url), autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    run = new_run_id()
+    assert wh.replace_slice("campaign", CUSTOMER, DAY, _rows(4), run).run_id == run
+    assert len(opened) == 2 and _count(url) == (4, {run}), "the dropped connection was replaced"
+
+    failing["on"] = True
+    with pytest.raises(RuntimeError, match="injected"):
+        wh.replace_slice("campaign", CUSTOMER, DAY, _rows(9), new_run_id())
+    failing["on"] = False
+    assert _count(url) == (4, {run}), "the failed load rolled back"
+    wh.replace_slice("campaign", CUSTOMER, DAY, _rows(5), new_run_id())
+    assert len(opened) == 3, "the connection of the failed load was closed, not kept"
+
+
 def test_table_layout_index_and_new_columns(url):
     wh = PostgresWarehouse(url)
     wh.replace_slice("campaign", CUSTOMER, DAY, _rows(1), new_run_id())

@@ -21,6 +21,9 @@ as the fence and the slice record; ``read_slice`` fetches Arrow the same way. Th
 are cast first to the types their PostgreSQL columns were created with (``ingest_types``).
 DDL stays on psycopg. Identifiers come from validated names and are always quoted
 (``psycopg.sql.Identifier``, or the same quoting for the statements sent through ADBC).
+
+Per process, the DDL runs once per feed and set of columns, and ADBC connections are kept
+between loads (``adbc_pool``: opening one costs ~90 ms). A small slice then loads in a few ms.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import pyarrow.compute as pc
 from psycopg import sql
 
 from gridcat_pipelines.errors import invalid_argument, not_found
+from gridcat_pipelines.warehouse.adbc_pool import AdbcPool
 from gridcat_pipelines.warehouse.parquet_target import RUN_ID_COLUMN, LoadedSlice, UnfencedReplace
 
 SCHEMA = "google_ads"
@@ -148,6 +152,7 @@ class PostgresWarehouse(UnfencedReplace):
         # (feed, columns) this object has made sure exist: a later load with the same columns
         # skips the DDL connection; forgotten when a load of the feed fails (a dropped table)
         self._ensured: set[tuple[str, frozenset[str]]] = set()
+        self._pool = AdbcPool(self._url)  # ADBC connections outlive a load: opening one costs ~90 ms
 
     def _connect(self) -> psycopg.Connection:
         return psycopg.connect(self._url, autocommit=True)
@@ -235,7 +240,7 @@ class PostgresWarehouse(UnfencedReplace):
             with psycopg.connect(self._url, autocommit=True) as ddl:
                 self._ensure_table(ddl, feed, table.schema)
             self._ensured.add(ensured)
-        conn = adbc_pg.connect(self._url)  # a transaction is open from the first statement
+        conn = self._pool.take()  # a transaction is open from the first statement
         try:
             cur = conn.cursor()
             # the upsert row-locks the slice's bookkeeping row first: a concurrent load of the
@@ -261,6 +266,7 @@ class PostgresWarehouse(UnfencedReplace):
                 self.describe(feed, customer_id, day),
                 fenced_out=won is None,
                 before_commit=self._before_commit,
+                give_back=self._pool.give_back,
             )
             if won is None:
                 return staged
@@ -278,7 +284,7 @@ class PostgresWarehouse(UnfencedReplace):
                 cur.adbc_ingest(feed, rows, mode="append", db_schema_name=SCHEMA)
             return staged
         except BaseException:
-            conn.close()  # rolls back
+            self._pool.give_back(conn, healthy=False)  # closed: rolls back
             self._ensured.discard(ensured)  # the next load checks the table again
             raise
 
@@ -327,14 +333,19 @@ class PostgresWarehouse(UnfencedReplace):
             exists = probe.execute("SELECT to_regclass(%s)", (_quoted(SCHEMA, feed),)).fetchone()[0]
         if exists is None:
             raise not_found(f"the warehouse has no table {SCHEMA}.{feed}")
-        with adbc_pg.connect(self._url) as conn, conn.cursor() as cur:
-            cur.execute(
-                f"SELECT * FROM {_quoted(SCHEMA, feed)} WHERE {_quoted(CUSTOMER_COLUMN)} = $1"
-                f" AND {_quoted(DATE_COLUMN)} = $2",
-                (customer_id, day),
-            )
-            table = cur.fetch_arrow_table()
+        conn, healthy = self._pool.take(), False
+        try:
+            with conn.cursor() as cur:
+                cur.execute(
+                    f"SELECT * FROM {_quoted(SCHEMA, feed)} WHERE {_quoted(CUSTOMER_COLUMN)} = $1"
+                    f" AND {_quoted(DATE_COLUMN)} = $2",
+                    (customer_id, day),
+                )
+                table = cur.fetch_arrow_table()
             conn.rollback()
+            healthy = True
+        finally:
+            self._pool.give_back(conn, healthy=healthy)
         keep = [n for n in table.column_names if n not in (CUSTOMER_COLUMN, DATE_COLUMN)]
         table = table.select(keep)
         # drop ADBC's per-field "POSTGRESQL:type" annotations: the slice's schema is the feed's
@@ -354,8 +365,10 @@ class StagedPostgresSlice:
         *,
         fenced_out: bool,
         before_commit: Callable[[], None] | None,
+        give_back: Callable[..., None],
     ):
         self._conn, self._fenced_out, self._before_commit = conn, fenced_out, before_commit
+        self._give_back = give_back
         self.run_id, self.rows, self.state_version, self.path = run_id, rows, state_version, path
 
     def commit(self) -> LoadedSlice | None:
@@ -363,17 +376,21 @@ class StagedPostgresSlice:
         if self._fenced_out:
             self.abort()
             return None
+        committed = False
         try:
             if self._before_commit is not None:
                 self._before_commit()
             self._conn.commit()
+            committed = True
         finally:
-            self._conn.close()  # after a failed COMMIT this rolls back
+            self._give_back(self._conn, healthy=committed)  # after a failed COMMIT: closed, rolls back
         return LoadedSlice(run_id=self.run_id, rows=self.rows, path=self.path, state_version=self.state_version)
 
     def abort(self) -> None:
         """Roll back: the slice keeps what it had."""
+        rolled_back = False
         try:
             self._conn.rollback()
+            rolled_back = True
         finally:
-            self._conn.close()
+            self._give_back(self._conn, healthy=rolled_back)
