@@ -23,11 +23,16 @@ The slice has the feed's Arrow schema (``config/google_apis.yaml``) and ``--rows
   round: the load path before ADBC (psycopg ``COPY`` with ``to_pylist`` and ``write_row`` per
   row), for the record.
 
+Then ``--pg-small-loads`` (default 500) 10-row PostgreSQL slices loaded one by one through one
+``PostgresWarehouse`` (DDL once, ADBC connections kept), against the same loads each through a
+new one (the DDL and a new ADBC connection per load); and what the slices hold read with one
+query against one query per slice.
+
 Printed: median seconds, rows/s and the ratio to the floor, with the goals (Parquet and
 Iceberg <= 1.5x, PostgreSQL <= 2x) as met / NOT met.
 
 Run:  .venv/bin/python bench/warehouse.py [--rows N] [--rounds R] [--small-loads N] [--one-by-one N]
-          [--pg-url URL] [--skip-previous]
+          [--pg-small-loads N] [--pg-url URL] [--skip-previous]
 """
 
 from __future__ import annotations
@@ -225,6 +230,29 @@ def previous_postgres_load(url: str, table: pa.Table) -> float:
         return time.perf_counter() - started
 
 
+def postgres_small_loads(url: str, loads: int) -> dict[str, float]:
+    """``loads`` 10-row slices of one feed loaded one by one through one ``PostgresWarehouse``
+    (its DDL once, its ADBC connections kept), against the baseline of the same loads each
+    through a new ``PostgresWarehouse`` (DDL and a new ADBC connection per load, as every load
+    did before); then what the partitions hold, one query against one query per partition."""
+    small = keyword_view(10)
+    partitions = [(str(2_000_000_000 + n % 100), date.fromordinal(DAY.toordinal() - n // 100)) for n in range(loads)]
+
+    def load_all(feed: str, target) -> float:
+        started = time.perf_counter()
+        for customer, day in partitions:
+            rows = small.set_column(0, "customer_id", pa.repeat(pa.scalar(int(customer)), 10))
+            target().replace_slice(feed, customer, day, rows, new_run_id(), state_version=1)
+        return time.perf_counter() - started
+
+    shared = PostgresWarehouse(url)
+    reused = load_all("small_reused", lambda: shared)
+    fresh = load_all("small_fresh", lambda: PostgresWarehouse(url))
+    bulk = timed(lambda: shared.loaded_slices("small_reused", partitions))
+    each = timed(lambda: [shared.loaded_slice("small_reused", c, d) for c, d in partitions])
+    return {"reused_s": reused, "fresh_s": fresh, "read_bulk_s": bulk, "read_each_s": each}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -233,6 +261,7 @@ def main() -> int:
     parser.add_argument(
         "--one-by-one", type=int, default=200, help="10-row Iceberg loads, one commit each (slower: fewer)"
     )
+    parser.add_argument("--pg-small-loads", type=int, default=500, help="10-row PostgreSQL loads, one by one")
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL)
     parser.add_argument("--skip-previous", action="store_true", help="do not time the pre-ADBC load path")
     args = parser.parse_args()
@@ -248,6 +277,7 @@ def main() -> int:
             rounds.append(figures)
             print(f"round {n + 1}: " + ", ".join(f"{k} {v:.2f} s" for k, v in figures.items()))
         previous = None if args.skip_previous else previous_postgres_load(url, table)
+        pg_small = postgres_small_loads(url, args.pg_small_loads) if args.pg_small_loads else None
     med = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
     print(f"\n{'':<34}{'median s':>10}{'rows/s':>12}{'x floor':>9}")
     goals = {"parquet": 1.5, "iceberg": 1.5, "postgres": 2.0}
@@ -289,6 +319,18 @@ def main() -> int:
         print(
             f"  sweep of unreferenced files after the expiry: {small['swept_files']:,} of "
             f"{small['files_before_sweep']:,} files ({small['swept_mb']:.1f} MB) in {small['sweep_s']:.2f} s"
+        )
+    if pg_small is not None:
+        n = args.pg_small_loads
+        print(
+            f"postgres, {n:,} loads of 10-row slices one by one: {pg_small['reused_s']:.1f} s "
+            f"({pg_small['reused_s'] / n * 1000:.1f} ms per load) through one warehouse object; baseline, "
+            f"a new object per load (DDL and ADBC connect each time): {pg_small['fresh_s']:.1f} s "
+            f"({pg_small['fresh_s'] / pg_small['reused_s']:.1f}x)"
+        )
+        print(
+            f"  what the {n:,} slices hold: one query {pg_small['read_bulk_s']:.3f} s, one query per slice "
+            f"{pg_small['read_each_s']:.2f} s ({pg_small['read_each_s'] / pg_small['read_bulk_s']:.0f}x)"
         )
     return 0
 
