@@ -61,6 +61,12 @@ class AdbcPool:
         for conn in idle:
             _close_quietly(conn)
 
+    def __del__(self) -> None:  # the warehouse object is gone: close what it kept
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 (interpreter shutdown)
+            pass
+
 
 def _close_quietly(conn: adbc_pg.Connection) -> None:
     try:

@@ -242,51 +242,66 @@ class PostgresWarehouse(UnfencedReplace):
             self._ensured.add(ensured)
         conn = self._pool.take()  # a transaction is open from the first statement
         try:
-            cur = conn.cursor()
-            # the upsert row-locks the slice's bookkeeping row first: a concurrent load of the
-            # same slice waits here until this one commits or aborts, and its DELETE then sees
-            # this one's rows; a slice of a higher state version is left alone (fenced out)
-            cur.execute(
-                f"INSERT INTO {_quoted(SCHEMA, SLICES_TABLE)}"
-                " (query_name, customer_id, logical_date, run_id, rows, loaded_at, state_version)"
-                " VALUES ($1, $2, $3, $4, $5, now(), $6)"
-                " ON CONFLICT (query_name, customer_id, logical_date) DO UPDATE"
-                " SET run_id = EXCLUDED.run_id, rows = EXCLUDED.rows, loaded_at = EXCLUDED.loaded_at,"
-                " state_version = EXCLUDED.state_version"
-                f" WHERE COALESCE({_quoted(SCHEMA, SLICES_TABLE)}.state_version, 0) <= EXCLUDED.state_version"
-                " RETURNING 1",
-                (feed, customer_id, day, run_id, table.num_rows, int(state_version)),
-            )
-            won = cur.fetchone()
-            staged = StagedPostgresSlice(
-                conn,
-                run_id,
-                table.num_rows,
-                int(state_version),
-                self.describe(feed, customer_id, day),
-                fenced_out=won is None,
-                before_commit=self._before_commit,
-                give_back=self._pool.give_back,
-            )
-            if won is None:
-                return staged
-            cur.execute(
-                f"DELETE FROM {_quoted(SCHEMA, feed)} WHERE {_quoted(CUSTOMER_COLUMN)} = $1"
-                f" AND {_quoted(DATE_COLUMN)} = $2",
-                (customer_id, day),
-            )
-            if table.num_rows:
-                rows = ingest_types(table.select(names))
-                n = rows.num_rows
-                rows = rows.append_column(RUN_ID_COLUMN, pa.repeat(pa.scalar(run_id, pa.string()), n))
-                rows = rows.append_column(CUSTOMER_COLUMN, pa.repeat(pa.scalar(customer_id, pa.string()), n))
-                rows = rows.append_column(DATE_COLUMN, pa.repeat(pa.scalar(day, pa.date32()), n))
-                cur.adbc_ingest(feed, rows, mode="append", db_schema_name=SCHEMA)
-            return staged
+            with conn.cursor() as cur:  # closed when staged; the transaction stays open
+                return self._stage(conn, cur, feed, names, customer_id, day, table, run_id, state_version)
         except BaseException:
             self._pool.give_back(conn, healthy=False)  # closed: rolls back
             self._ensured.discard(ensured)  # the next load checks the table again
             raise
+
+    def _stage(
+        self,
+        conn: adbc_pg.Connection,
+        cur: adbc_pg.Cursor,
+        feed: str,
+        names: list[str],
+        customer_id: str,
+        day: date,
+        table: pa.Table,
+        run_id: str,
+        state_version: int,
+    ) -> StagedPostgresSlice:
+        """The fence upsert, the DELETE and the ingest of one slice on ``conn``'s open transaction."""
+        # the upsert row-locks the slice's bookkeeping row first: a concurrent load of the
+        # same slice waits here until this one commits or aborts, and its DELETE then sees
+        # this one's rows; a slice of a higher state version is left alone (fenced out)
+        cur.execute(
+            f"INSERT INTO {_quoted(SCHEMA, SLICES_TABLE)}"
+            " (query_name, customer_id, logical_date, run_id, rows, loaded_at, state_version)"
+            " VALUES ($1, $2, $3, $4, $5, now(), $6)"
+            " ON CONFLICT (query_name, customer_id, logical_date) DO UPDATE"
+            " SET run_id = EXCLUDED.run_id, rows = EXCLUDED.rows, loaded_at = EXCLUDED.loaded_at,"
+            " state_version = EXCLUDED.state_version"
+            f" WHERE COALESCE({_quoted(SCHEMA, SLICES_TABLE)}.state_version, 0) <= EXCLUDED.state_version"
+            " RETURNING 1",
+            (feed, customer_id, day, run_id, table.num_rows, int(state_version)),
+        )
+        won = cur.fetchone()
+        staged = StagedPostgresSlice(
+            conn,
+            run_id,
+            table.num_rows,
+            int(state_version),
+            self.describe(feed, customer_id, day),
+            fenced_out=won is None,
+            before_commit=self._before_commit,
+            give_back=self._pool.give_back,
+        )
+        if won is None:
+            return staged
+        cur.execute(
+            f"DELETE FROM {_quoted(SCHEMA, feed)} WHERE {_quoted(CUSTOMER_COLUMN)} = $1"
+            f" AND {_quoted(DATE_COLUMN)} = $2",
+            (customer_id, day),
+        )
+        if table.num_rows:
+            rows = ingest_types(table.select(names))
+            n = rows.num_rows
+            rows = rows.append_column(RUN_ID_COLUMN, pa.repeat(pa.scalar(run_id, pa.string()), n))
+            rows = rows.append_column(CUSTOMER_COLUMN, pa.repeat(pa.scalar(customer_id, pa.string()), n))
+            rows = rows.append_column(DATE_COLUMN, pa.repeat(pa.scalar(day, pa.date32()), n))
+            cur.adbc_ingest(feed, rows, mode="append", db_schema_name=SCHEMA)
+        return staged
 
     # ----------------------------------------------------------------- reads
 
