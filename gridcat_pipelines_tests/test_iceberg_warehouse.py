@@ -344,6 +344,26 @@ def test_a_load_stalled_past_the_sweep_age_is_written_again_before_it_commits(wh
     assert wh.read_slice("campaign", CUSTOMER, DAY).num_rows == 6
 
 
+def test_a_dry_run_counts_what_expiry_then_sweep_deletes(wh):
+    """``gridcat retention --dry-run`` on Iceberg: the files it says it would delete include those
+    the snapshot expiry would free, and are exactly what the real run then deletes."""
+    from gridcat_pipelines.warehouse.maintenance import apply_warehouse_retention
+
+    for version in range(1, 5):
+        wh.replace_slice("campaign", CUSTOMER, DAY, rows(version), new_run_id(), state_version=version)
+    wh.stage_slice("campaign", CUSTOMER, DAY + timedelta(days=1), rows(9), new_run_id(), 1).abort()
+    old = (datetime.now(UTC) - timedelta(days=2)).timestamp()
+    for path in _files_under(wh):
+        os.utime(path, (old, old))
+    freed_now = wh.remove_unreferenced_files(datetime.now(UTC) - timedelta(days=1), dry_run=True)["campaign"]
+    dry = apply_warehouse_retention(wh, snapshot_days=0, orphan_days=1, dry_run=True)
+    assert len(wh.table("campaign").snapshots()) > 1, "a dry run expires nothing"
+    real = apply_warehouse_retention(wh, snapshot_days=0, orphan_days=1)
+    assert dry.expired == real.expired and dry.removed == real.removed
+    assert real.removed["campaign"].files > freed_now.files >= 1, "the expiry frees more than the aborted load"
+    assert wh.read_slice("campaign", CUSTOMER, DAY).num_rows == 4
+
+
 def test_the_sweep_keeps_every_file_of_every_kept_snapshot(wh):
     """Snapshots not expired keep their files: time travel to each of them still reads."""
     for version in range(1, 4):

@@ -57,10 +57,12 @@ def _fs_path(io: PyArrowFileIO, location: str) -> str:
     return PyArrowFileIO.parse_location(location, io.properties)[2]
 
 
-def referenced_files(table: Table) -> set[str]:
+def referenced_files(table: Table, *, snapshots_from: datetime | None = None) -> set[str]:
     """Every file the table's metadata names, as file-system paths: metadata files (current and
     logged), statistics files, and each kept snapshot's manifest list, manifests and data/delete
-    files (a manifest shared by several snapshots is read once)."""
+    files (a manifest shared by several snapshots is read once). ``snapshots_from``: count only
+    the snapshots an expiry at that cut-off keeps (the current one and those not older), to
+    tell in a dry run what the expiry would free."""
     io = _file_io(table)
     metadata = table.metadata
     locations = {table.metadata_location, *(entry.metadata_file for entry in metadata.metadata_log)}
@@ -68,6 +70,12 @@ def referenced_files(table: Table) -> set[str]:
     locations.update(stats.statistics_path for stats in metadata.partition_statistics)
     manifests_read: set[str] = set()
     for snapshot in table.snapshots():
+        if (
+            snapshots_from is not None
+            and snapshot.snapshot_id != metadata.current_snapshot_id
+            and snapshot.timestamp_ms < snapshots_from.timestamp() * 1000
+        ):
+            continue
         locations.add(snapshot.manifest_list)
         for manifest in snapshot.manifests(io):
             if manifest.manifest_path in manifests_read:
@@ -80,13 +88,16 @@ def referenced_files(table: Table) -> set[str]:
     return {_fs_path(io, location) for location in locations}
 
 
-def remove_unreferenced_files(table: Table, older_than: datetime, *, dry_run: bool = False) -> FilesRemoved:
+def remove_unreferenced_files(
+    table: Table, older_than: datetime, *, dry_run: bool = False, snapshots_from: datetime | None = None
+) -> FilesRemoved:
     """Delete the files under ``table``'s location that its metadata does not reference and
-    that were last modified before ``older_than``; what was (``dry_run``: would be) deleted."""
+    that were last modified before ``older_than``; what was (``dry_run``: would be) deleted.
+    ``snapshots_from`` (dry runs): as if the snapshots older than it were expired first."""
     io = _file_io(table)
     scheme, netloc, root = PyArrowFileIO.parse_location(table.location(), io.properties)
     fs = io.fs_by_scheme(scheme, netloc)
-    referenced = referenced_files(table)
+    referenced = referenced_files(table, snapshots_from=snapshots_from)
     files = removed_bytes = 0
     for info in fs.get_file_info(FileSelector(root, recursive=True, allow_not_found=True)):
         if info.type != FileType.File or info.path in referenced:

@@ -246,13 +246,20 @@ class IcebergWarehouse(UnfencedReplace):
         return expired
 
     def remove_unreferenced_files(
-        self, older_than: datetime, *, query_names: list[str] | None = None, dry_run: bool = False
+        self,
+        older_than: datetime,
+        *,
+        query_names: list[str] | None = None,
+        dry_run: bool = False,
+        snapshots_from: datetime | None = None,
     ) -> dict[str, FilesRemoved]:
         """Per table, delete the files no kept snapshot or metadata file references (those of
         expired snapshots, of lost or fenced-out commits, of killed loads) last modified before
-        ``older_than``; what was (``dry_run``: would be) deleted. See ``iceberg_files``."""
+        ``older_than``; what was (``dry_run``: would be) deleted. ``snapshots_from``: count as
+        if the snapshots older than it were expired (a dry run of expiry then sweep). See
+        ``iceberg_files``."""
         return {
-            name: remove_unreferenced_files(table, older_than, dry_run=dry_run)
+            name: remove_unreferenced_files(table, older_than, dry_run=dry_run, snapshots_from=snapshots_from)
             for name, table in self._tables(query_names)
         }
 

@@ -79,10 +79,13 @@ def apply_warehouse_retention(
 ) -> WarehouseRetention:
     """Expire ``warehouse``'s (an ``IcebergWarehouse``) snapshots older than ``snapshot_days``
     (never a table's current one), then delete the files no kept snapshot references that are
-    older than ``orphan_days``. ``dry_run``: count, change nothing (the files counted are those
-    unreferenced now, not those the expiry would free). The ages are checked first."""
+    older than ``orphan_days``. ``dry_run``: count, change nothing; the files counted include
+    those the expiry would free. The ages are checked first."""
     check_ages(snapshot_days, orphan_days)
     now = now or datetime.now(UTC)
-    expired = warehouse.expire_snapshots(now - timedelta(days=snapshot_days), dry_run=dry_run)
-    removed = warehouse.remove_unreferenced_files(now - timedelta(days=orphan_days), dry_run=dry_run)
+    snapshot_cutoff = now - timedelta(days=snapshot_days)
+    expired = warehouse.expire_snapshots(snapshot_cutoff, dry_run=dry_run)
+    removed = warehouse.remove_unreferenced_files(
+        now - timedelta(days=orphan_days), dry_run=dry_run, snapshots_from=snapshot_cutoff if dry_run else None
+    )
     return WarehouseRetention(snapshot_days, expired, orphan_days, removed, dry_run)
