@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -43,6 +44,38 @@ def rows(n: int, offset: int = 0, customer: str = CUSTOMER) -> pa.Table:
 @pytest.fixture
 def wh(tmp_path) -> IcebergWarehouse:
     return IcebergWarehouse.open(tmp_path)
+
+
+def all_at_once(load: Callable[[int, threading.Barrier], None], loaders: int) -> list[BaseException]:
+    """Run ``load(n, barrier)`` for ``n`` in ``range(loaders)``, each in its own thread (the
+    loaders meet at ``barrier`` where they choose); what they raised."""
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(loaders)
+
+    def run(n: int) -> None:
+        try:
+            load(n, barrier)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(loaders)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
+
+
+def table_dir(wh: IcebergWarehouse, feed: str = "campaign") -> Path:
+    """The local directory of a feed's table."""
+    return Path(wh.table(feed).location().removeprefix("file://"))
+
+
+def age_table_files(wh: IcebergWarehouse, days: float = 2, pattern: str = "*") -> None:
+    """Set the modification time of the table's files matching ``pattern`` to ``days`` ago."""
+    then = (datetime.now(UTC) - timedelta(days=days)).timestamp()
+    for path in table_dir(wh).rglob(pattern):
+        os.utime(path, (then, then))
 
 
 def test_layout_round_trip_and_loaded_slice(wh, tmp_path):
@@ -141,23 +174,13 @@ def test_concurrent_loaders_of_one_table_all_commit(wh):
     staged again and retried, and every partition ends with its own run."""
     wh.replace_slice("campaign", CUSTOMER, DAY, rows(1), new_run_id())  # the table exists
     runs = {n: new_run_id() for n in range(8)}
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(len(runs))
 
-    def load(n: int) -> None:
-        try:
-            staged = wh.stage_slice("campaign", CUSTOMER, DAY + timedelta(days=n + 1), rows(n + 1), runs[n], 1)
-            barrier.wait()
-            assert staged.commit() is not None
-        except BaseException as exc:  # noqa: BLE001
-            errors.append(exc)
+    def load(n: int, barrier: threading.Barrier) -> None:
+        staged = wh.stage_slice("campaign", CUSTOMER, DAY + timedelta(days=n + 1), rows(n + 1), runs[n], 1)
+        barrier.wait()
+        assert staged.commit() is not None
 
-    threads = [threading.Thread(target=load, args=(n,)) for n in runs]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert all_at_once(load, len(runs)) == []
     for n, run in runs.items():
         loaded = wh.loaded_slice("campaign", CUSTOMER, DAY + timedelta(days=n + 1))
         assert (loaded.run_id, loaded.rows) == (run, n + 1)
@@ -201,25 +224,15 @@ def test_first_loads_racing_on_a_new_catalog_all_land(tmp_path, round_):
     table and a column one of them adds, all created concurrently): all of them land."""
     wh = IcebergWarehouse.open(tmp_path)
     runs = {n: new_run_id() for n in range(8)}
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(len(runs))
 
-    def load(n: int) -> None:
-        try:
-            data = rows(n + 1)
-            if n % 2:
-                data = data.append_column("metrics_clicks", pa.array([n] * (n + 1), pa.int64()))
-            barrier.wait()
-            wh.replace_slice("campaign", CUSTOMER, DAY + timedelta(days=n), data, runs[n], 1)
-        except BaseException as exc:  # noqa: BLE001
-            errors.append(exc)
+    def load(n: int, barrier: threading.Barrier) -> None:
+        data = rows(n + 1)
+        if n % 2:
+            data = data.append_column("metrics_clicks", pa.array([n] * (n + 1), pa.int64()))
+        barrier.wait()
+        wh.replace_slice("campaign", CUSTOMER, DAY + timedelta(days=n), data, runs[n], 1)
 
-    threads = [threading.Thread(target=load, args=(n,)) for n in runs]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert all_at_once(load, len(runs)) == []
     assert "metrics_clicks" in wh.table("campaign").schema().column_names
     for n, run in runs.items():
         loaded = wh.loaded_slice("campaign", CUSTOMER, DAY + timedelta(days=n))
@@ -267,8 +280,7 @@ def test_expire_snapshots_keeps_the_current_one(wh):
 
 
 def _files_under(wh: IcebergWarehouse) -> set[str]:
-    root = Path(wh.table("campaign").location().removeprefix("file://"))
-    return {str(p) for p in root.rglob("*") if p.is_file()}
+    return {str(p) for p in table_dir(wh).rglob("*") if p.is_file()}
 
 
 def _data_files_of(table) -> set[str]:
@@ -330,10 +342,8 @@ def test_a_load_stalled_past_the_sweep_age_is_written_again_before_it_commits(wh
     wh.replace_slice("campaign", CUSTOMER, DAY, rows(2), new_run_id(), state_version=1)
     run = new_run_id()
     stalled = wh.stage_slice("campaign", CUSTOMER, DAY, rows(6), run, 2)
+    age_table_files(wh, days=2, pattern="*.parquet")
     two_days = timedelta(days=2).total_seconds()
-    old = datetime.now(UTC).timestamp() - two_days
-    for path in Path(wh.table("campaign").location().removeprefix("file://")).rglob("*.parquet"):
-        os.utime(path, (old, old))
     swept = wh.remove_unreferenced_files(datetime.now(UTC) - timedelta(days=1))["campaign"]
     assert swept.files >= 1, "the stalled load's data file was swept"
     real = iceberg_target._clock
@@ -352,9 +362,7 @@ def test_a_dry_run_counts_what_expiry_then_sweep_deletes(wh):
     for version in range(1, 5):
         wh.replace_slice("campaign", CUSTOMER, DAY, rows(version), new_run_id(), state_version=version)
     wh.stage_slice("campaign", CUSTOMER, DAY + timedelta(days=1), rows(9), new_run_id(), 1).abort()
-    old = (datetime.now(UTC) - timedelta(days=2)).timestamp()
-    for path in _files_under(wh):
-        os.utime(path, (old, old))
+    age_table_files(wh, days=2)
     freed_now = wh.remove_unreferenced_files(datetime.now(UTC) - timedelta(days=1), dry_run=True)["campaign"]
     dry = apply_warehouse_retention(wh, snapshot_days=0, orphan_days=1, dry_run=True)
     assert len(wh.table("campaign").snapshots()) > 1, "a dry run expires nothing"
@@ -489,9 +497,7 @@ def test_cli_retention_removes_unreferenced_warehouse_files_older_than_its_age(t
     expire = ("--warehouse-snapshots-older-than", "0")
     young = json.loads(retention(*expire, "--json").stdout)["warehouse_orphans"]
     assert young == {"older_than_days": 3.0, "removed": {"campaign": {"files": 0, "bytes": 0}}, "dry_run": False}
-    two_days_ago = (datetime.now(UTC) - timedelta(days=2)).timestamp()
-    for path in Path(wh.table("campaign").location().removeprefix("file://")).rglob("*"):
-        os.utime(path, (two_days_ago, two_days_ago))  # every file, referenced or not, two days old
+    age_table_files(wh, days=2)  # every file, referenced or not, two days old
     assert json.loads(retention("--json").stdout)["warehouse_orphans"]["removed"]["campaign"]["files"] == 0
     dry = json.loads(retention("--warehouse-orphans-older-than", "1", "--dry-run", "--json").stdout)
     assert dry["warehouse_orphans"]["dry_run"] and dry["warehouse_orphans"]["removed"]["campaign"]["files"] >= 2

@@ -5,8 +5,6 @@ on the other targets, and refuses an age that could break a load in flight."""
 
 from __future__ import annotations
 
-import os
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -19,7 +17,7 @@ from gridcat_pipelines.raw_sink.sink import RawSink
 from gridcat_pipelines.run_ids import new_run_id
 from gridcat_pipelines.state import PartitionKey, StateStore, ValidationResult
 from gridcat_pipelines.warehouse.iceberg_target import IcebergWarehouse
-from gridcat_pipelines_tests.test_iceberg_warehouse import CUSTOMER, DAY, rows
+from gridcat_pipelines_tests.test_iceberg_warehouse import CUSTOMER, DAY, age_table_files, rows
 from gridcat_pipelines_tests.test_leases_retention import _runs
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
@@ -57,9 +55,7 @@ def test_the_job_expires_snapshots_and_sweeps_old_unreferenced_files(tmp_path):
         assert meta["expired_snapshots"] >= 2 and meta["removed_files"] == 0, "young files stay"
         assert len(IcebergWarehouse.open(tmp_path).table("campaign").snapshots()) == 1
 
-        two_days_ago = (datetime.now(UTC) - timedelta(days=2)).timestamp()
-        for path in Path(wh.table("campaign").location().removeprefix("file://")).rglob("*"):
-            os.utime(path, (two_days_ago, two_days_ago))
+        age_table_files(wh, days=2)
         dry = _metadata(_run(job, instance, orphans_older_than_days=1.0, dry_run=True))
         assert dry["dry_run"] and dry["removed_files"] >= 2
         done = _run(job, instance, orphans_older_than_days=1.0)
