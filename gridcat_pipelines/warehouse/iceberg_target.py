@@ -472,6 +472,12 @@ class StagedIcebergSlices:
             snapshot_properties=_summary(self._slices),
         )
 
+    def _restage(self) -> None:
+        """Write the files again and stage the overwrite on the table's current metadata."""
+        fresh = self._warehouse.table(self._query_name)
+        assert fresh is not None
+        self.prepare(fresh)
+
     def _fenced_out(self, table: Table) -> bool:
         records = slice_records(table)
         for s in self._slices:
@@ -486,9 +492,7 @@ class StagedIcebergSlices:
         assert self._txn is not None and self._table is not None
         for attempt in range(self._warehouse.commit_attempts):
             if _clock() - self._prepared_at > RESTAGE_AFTER_SECONDS:  # long stalled: its files may be swept
-                fresh = self._warehouse.table(self._query_name)
-                assert fresh is not None
-                self.prepare(fresh)
+                self._restage()
             if self._fenced_out(self._table):
                 self.abort()
                 return None
@@ -501,9 +505,7 @@ class StagedIcebergSlices:
                 if attempt + 1 == self._warehouse.commit_attempts:
                     raise
                 time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
-                fresh = self._warehouse.table(self._query_name)
-                assert fresh is not None
-                self.prepare(fresh)
+                self._restage()
         self._txn = None
         return [
             LoadedSlice(
